@@ -1,0 +1,214 @@
+//! The systemd generator: finds installed recipes, compiles each one on its own and
+//! writes the units of every good one.
+//!
+//! * Search path: `/etc/krill/recipes`, `/run/krill/recipes`, `/usr/lib/krill/recipes`,
+//!   or the colon-separated `KRILL_RECIPE_PATH`. A recipe is `<workspace>.yaml` (or
+//!   `.yml`); for one workspace name the first directory wins, and an empty file or a
+//!   symlink to `/dev/null` masks the workspace.
+//! * Boot start: `/etc/krill/enabled/<workspace>` (or `KRILL_ENABLED_DIR`) makes the
+//!   generator add `multi-user.target.wants/krill-<workspace>.target`.
+//! * A bad recipe, or one whose unit names collide with an earlier recipe's, is
+//!   skipped and logged; the others are still generated.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::plan::{self, Plan};
+use crate::render::{render_plan, Unit};
+use crate::syslog::{Logger, Priority};
+
+/// Default recipe directories, highest precedence first.
+pub const DEFAULT_RECIPE_PATH: &[&str] = &[
+    "/etc/krill/recipes",
+    "/run/krill/recipes",
+    "/usr/lib/krill/recipes",
+];
+/// Default directory of boot-start markers.
+pub const DEFAULT_ENABLED_DIR: &str = "/etc/krill/enabled";
+
+/// Recipe directories from `KRILL_RECIPE_PATH`, or the defaults.
+pub fn recipe_path() -> Vec<PathBuf> {
+    match std::env::var_os("KRILL_RECIPE_PATH") {
+        Some(p) if !p.is_empty() => std::env::split_paths(&p).collect(),
+        _ => DEFAULT_RECIPE_PATH.iter().map(PathBuf::from).collect(),
+    }
+}
+
+/// Directory of boot-start markers, from `KRILL_ENABLED_DIR` or the default.
+pub fn enabled_dir() -> PathBuf {
+    std::env::var_os("KRILL_ENABLED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ENABLED_DIR))
+}
+
+/// Installed recipes by workspace name, after precedence. Masked workspaces are left
+/// out. Unreadable directories are skipped (a missing one is normal).
+pub fn discover(dirs: &[PathBuf]) -> BTreeMap<String, PathBuf> {
+    let mut found: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            let (Some(stem), Some(ext)) = (f.file_stem(), f.extension()) else {
+                continue;
+            };
+            if ext != "yaml" && ext != "yml" {
+                continue;
+            }
+            let Some(stem) = stem.to_str() else { continue };
+            if stem.starts_with('.') || found.contains_key(stem) {
+                continue;
+            }
+            let masked = std::fs::read_link(&f).is_ok_and(|t| t == Path::new("/dev/null"))
+                || std::fs::metadata(&f).is_ok_and(|m| m.len() == 0);
+            found.insert(stem.to_owned(), (!masked).then_some(f));
+        }
+    }
+    found
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+}
+
+/// Result of compiling every installed recipe.
+#[derive(Default)]
+pub struct Outcome {
+    pub plans: Vec<Plan>,
+    /// (recipe file, why it was skipped)
+    pub rejected: Vec<(PathBuf, String)>,
+}
+
+/// Compiles every recipe in `dirs`, isolating failures per recipe.
+pub fn compile_all(dirs: &[PathBuf], log: &mut Logger) -> Outcome {
+    let mut out = Outcome::default();
+    for (stem, path) in discover(dirs) {
+        match crate::compile(&path) {
+            Ok(plan) => {
+                for w in &plan.recipe.warnings {
+                    log.log(
+                        Priority::Warning,
+                        &w.display_in(&path.display().to_string()).to_string(),
+                    );
+                }
+                if plan.workspace() != stem {
+                    let why = format!(
+                        "{}: workspace name {:?} does not match the file name; expected {stem}.yaml to hold `name: {stem}`",
+                        path.display(),
+                        plan.workspace()
+                    );
+                    out.rejected.push((path, why));
+                    continue;
+                }
+                let others: Vec<&Plan> = out.plans.iter().collect();
+                let conflicts = plan::check_conflicts(&plan, &others);
+                if let Some((unit, ws)) = conflicts.first() {
+                    let why = format!(
+                        "{}: unit {unit} is also produced by workspace {ws:?}; rename a service or workspace",
+                        path.display()
+                    );
+                    out.rejected.push((path, why));
+                    continue;
+                }
+                out.plans.push(plan);
+            }
+            Err(e) => out.rejected.push((path, e.to_string())),
+        }
+    }
+    out
+}
+
+/// Writes `contents` to `dir/name` through a temporary file and a rename.
+pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.krill-tmp"));
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
+/// Writes a plan's units into `dir`, plus its boot-start link if `enabled`.
+pub fn write_units(dir: &Path, units: &[Unit], target: &str, enabled: bool) -> std::io::Result<()> {
+    for u in units {
+        write_atomic(dir, &u.name, u.contents.as_bytes()).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{}: {e}", dir.join(&u.name).display()))
+        })?;
+    }
+    if enabled {
+        let wants = dir.join("multi-user.target.wants");
+        std::fs::create_dir_all(&wants)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", wants.display())))?;
+        let link = wants.join(target);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(format!("../{target}"), &link)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", link.display())))?;
+    }
+    Ok(())
+}
+
+/// The generator proper. Returns the process exit code: 0 when every recipe was
+/// generated (or there were none), 1 when some recipe was skipped.
+pub fn run(normal_dir: &Path, log: &mut Logger) -> i32 {
+    let dirs = recipe_path();
+    let outcome = compile_all(&dirs, log);
+    let mut code = 0;
+    for (path, why) in &outcome.rejected {
+        log.log(
+            Priority::Err,
+            &format!("skipping recipe {}: {why}", path.display()),
+        );
+        code = 1;
+    }
+    let enabled = enabled_dir();
+    for plan in &outcome.plans {
+        let units = render_plan(plan);
+        let on = enabled.join(plan.workspace()).exists();
+        match write_units(normal_dir, &units, &plan.target, on) {
+            Ok(()) => log.log(
+                Priority::Info,
+                &format!(
+                    "generated {} units for workspace {} from {}{}",
+                    units.len(),
+                    plan.workspace(),
+                    plan.recipe.source.display(),
+                    if on { " (enabled at boot)" } else { "" }
+                ),
+            ),
+            Err(e) => {
+                log.log(
+                    Priority::Err,
+                    &format!("cannot write units of {}: {e}", plan.workspace()),
+                );
+                code = 1;
+            }
+        }
+    }
+    code
+}
+
+/// `--dry-run`: every unit of every recipe on stdout, each after a
+/// `# --- <unit name> ---` line. Returns the exit code (1 if any recipe is invalid).
+pub fn dry_run(
+    recipes: &[PathBuf],
+    out: &mut impl std::io::Write,
+    err: &mut impl std::io::Write,
+) -> i32 {
+    let mut code = 0;
+    for r in recipes {
+        match crate::compile(r) {
+            Ok(plan) => {
+                for w in &plan.recipe.warnings {
+                    let _ = writeln!(err, "warning: {}", w.display_in(&r.display().to_string()));
+                }
+                for u in render_plan(&plan) {
+                    let _ = write!(out, "# --- {} ---\n{}", u.name, u.contents);
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(err, "{e}");
+                code = 1;
+            }
+        }
+    }
+    code
+}

@@ -1,0 +1,51 @@
+//! `krill-gen`: the systemd generator (`krill-gen NORMAL_DIR [EARLY_DIR LATE_DIR]`) and
+//! a dry run (`krill-gen --dry-run RECIPE...`). See [`krill::generator`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use krill::generator;
+use krill::syslog::{Logger, Priority};
+
+const USAGE: &str =
+    "usage: krill-gen NORMAL_DIR [EARLY_DIR LATE_DIR]\n       krill-gen --dry-run RECIPE...";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some("--dry-run") if args.len() > 1 => {
+            let recipes: Vec<PathBuf> = args[1..].iter().map(PathBuf::from).collect();
+            generator::dry_run(
+                &recipes,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )
+        }
+        Some("--help" | "-h") => {
+            println!("{USAGE}");
+            0
+        }
+        Some(dir) if !dir.starts_with('-') && args.len() <= 3 => {
+            let mut log = Logger::new("krill-gen");
+            let dir = PathBuf::from(dir);
+            // A generator must never take boot down: contain any panic and log it.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                generator::run(&dir, &mut Logger::new("krill-gen"))
+            })) {
+                Ok(c) => c,
+                Err(_) => {
+                    log.log(
+                        Priority::Err,
+                        "internal error (panic); no units written for the remaining recipes",
+                    );
+                    1
+                }
+            }
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            2
+        }
+    };
+    ExitCode::from(code as u8)
+}
