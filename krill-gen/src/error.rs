@@ -38,13 +38,18 @@ impl Diagnostic {
         }
     }
 
-    /// `FILE:LINE:COLUMN: FIELD: MESSAGE`, the format of compilers and of `systemd-analyze`.
+    /// `FILE:LINE:COLUMN: FIELD: MESSAGE`, the format of compilers and of `systemd-analyze`
+    /// (`FILE: FIELD: MESSAGE` when the position is unknown).
     pub fn display_in<'a>(&'a self, file: &'a str) -> impl fmt::Display + 'a {
         struct D<'a>(&'a Diagnostic, &'a str);
         impl fmt::Display for D<'_> {
             fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 let d = self.0;
-                write!(f, "{}:{}:{}: ", self.1, d.pos.line, d.pos.column)?;
+                if d.pos.line == 0 {
+                    write!(f, "{}: ", self.1)?;
+                } else {
+                    write!(f, "{}:{}:{}: ", self.1, d.pos.line, d.pos.column)?;
+                }
                 if !d.field.is_empty() {
                     write!(f, "{}: ", d.field)?;
                 }

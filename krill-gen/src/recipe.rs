@@ -240,17 +240,72 @@ fn parse_raw(text: &str) -> Result<raw::RawRecipe, Diagnostic> {
     })
     .map_err(|e| {
         let pos = e.location().map(Pos::from).unwrap_or_default();
-        // The library's message starts with "line L column C: "; we print our own.
+        // The library's message is "line L column C: MSG at line L, column C"; the
+        // position is printed in front by us, so keep MSG only.
         let msg = e.to_string();
-        let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+        let msg = msg.lines().next().unwrap_or("").trim();
+        let msg = msg.strip_prefix("error: ").unwrap_or(msg);
         let msg = match msg.split_once(": ") {
             Some((head, rest)) if head.starts_with("line ") => rest,
             _ => msg,
         };
-        let msg = msg.lines().next().unwrap_or("").trim().to_owned();
-        let field = if path == "." { String::new() } else { path };
-        Diagnostic::new(pos, field, msg)
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => &msg[..i],
+            None => msg,
+        };
+        let msg = match msg {
+            m if m.starts_with("duplicate mapping key: ") => {
+                format!(
+                    "{} is defined twice",
+                    &m["duplicate mapping key: ".len()..]
+                        .split(',')
+                        .next()
+                        .unwrap_or("")
+                )
+            }
+            "invalid boolean" => "invalid boolean: expected true or false".to_owned(),
+            m => m.to_owned(),
+        };
+        Diagnostic::new(pos, field_path(text, &path, pos), msg)
     })
+}
+
+/// Turns serde's path (`services.?.policy.value`) into ours (`services.lidar.policy`):
+/// map keys are spanned, so serde cannot name them; the service is the last one whose
+/// key precedes the error.
+fn field_path(text: &str, path: &str, at: Pos) -> String {
+    #[derive(serde::Deserialize)]
+    struct Services {
+        #[serde(default)]
+        services: IndexMap<raw::SString, serde::de::IgnoredAny>,
+    }
+    let service = serde_saphyr::from_str::<Services>(text).ok().and_then(|s| {
+        s.services
+            .keys()
+            .filter(|k| (k.referenced.line(), k.referenced.column()) <= (at.line, at.column))
+            .last()
+            .map(|k| k.value.clone())
+    });
+    let mut parts: Vec<String> = path
+        .split('.')
+        .filter(|p| *p != "value" && *p != "referenced" && *p != "defined")
+        .map(str::to_owned)
+        .collect();
+    if parts.len() > 1 && parts[0] == "services" && parts[1] == "?" {
+        match service {
+            Some(s) => parts[1] = s,
+            None => parts.truncate(1),
+        }
+    }
+    while parts.last().is_some_and(|p| p == "?") {
+        parts.pop();
+    }
+    let p = parts.join(".");
+    if p == "." {
+        String::new()
+    } else {
+        p
+    }
 }
 
 #[derive(Default)]
@@ -347,11 +402,7 @@ impl Validator {
     fn path(&mut self, s: &raw::SString, field: &str, base: &Path) -> PathBuf {
         let t = self.text(s, field, "path");
         let p = Path::new(&t);
-        if p.is_absolute() {
-            p.to_owned()
-        } else {
-            base.join(p)
-        }
+        join(base, p)
     }
 
     fn recipe(&mut self, r: raw::RawRecipe, source: &Path) -> Option<Recipe> {
@@ -661,7 +712,7 @@ impl Validator {
         // `./x`, `../x` and other paths with a slash are host paths; a bare word is a
         // named docker volume and stays as it is.
         let host = if host.contains('/') && !host.starts_with('/') {
-            base.join(host).display().to_string()
+            join(base, Path::new(host)).display().to_string()
         } else {
             host.to_owned()
         };
@@ -949,10 +1000,24 @@ impl Validator {
             self.err(
                 p,
                 "services",
-                format!("dependency cycle: {}", cycle.join(" -> ")),
+                format!(
+                    "dependency cycle: {} (each depends on the next)",
+                    cycle.join(" -> ")
+                ),
             );
         }
     }
+}
+
+/// `base/rel` without `.` components (`./x` → `base/x`); absolute `rel` stays as is.
+fn join(base: &Path, rel: &Path) -> PathBuf {
+    let mut out = if rel.is_absolute() { PathBuf::new() } else { base.to_owned() };
+    for c in rel.components() {
+        if c != std::path::Component::CurDir {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A program given as a relative path with a slash (`./run.sh`) is relative to the
@@ -960,8 +1025,7 @@ impl Validator {
 fn resolve_program(mut argv: Vec<String>, working_dir: &Path) -> Vec<String> {
     if let Some(p) = argv.first_mut() {
         if p.contains('/') && !p.starts_with('/') {
-            let rel = p.strip_prefix("./").unwrap_or(p);
-            *p = working_dir.join(rel).display().to_string();
+            *p = join(working_dir, Path::new(p.as_str())).display().to_string();
         }
     }
     argv
@@ -1014,5 +1078,161 @@ fn find_cycle(services: &IndexMap<String, Service>) -> Option<Vec<String>> {
             return Some(path.iter().map(|p| g[*p].to_owned()).collect());
         }
         cur = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Recipe {
+        Recipe::parse(yaml, Path::new("/robot/ws.yaml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(yaml: &str) -> String {
+        Recipe::parse(yaml, Path::new("ws.yaml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    const HEAD: &str = "version: \"1\"\nname: ws\nservices:\n";
+
+    #[test]
+    fn defaults_follow_the_configuration_guide() {
+        let r = parse(&format!(
+            "{HEAD}  a:\n    execute: {{type: pixi, task: run}}\n    health_check: {{type: http, port: 80}}\n  b:\n    execute: {{type: shell, command: x}}\n    dependencies: [a]\n"
+        ));
+        let a = &r.services["a"];
+        assert_eq!(
+            a.policy,
+            Policy {
+                restart: Restart::Never,
+                max_restarts: 0,
+                restart_delay: Duration::from_secs(1),
+                stop_timeout: Duration::from_secs(10)
+            }
+        );
+        assert!(!a.critical && !a.gpu);
+        assert_eq!(
+            a.health_check,
+            Some(HealthCheck::Http {
+                port: 80,
+                path: "/health".into(),
+                expected_status: 200
+            })
+        );
+        match &a.execute {
+            Execute::Pixi {
+                environment,
+                working_dir,
+                stop_task,
+                ..
+            } => {
+                assert_eq!(
+                    environment, "a",
+                    "pixi environment defaults to the service name"
+                );
+                assert_eq!(
+                    working_dir,
+                    Path::new("/robot"),
+                    "working_dir defaults to the recipe's directory"
+                );
+                assert_eq!(stop_task, &None);
+            }
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(
+            r.services["b"].dependencies,
+            vec![Dependency {
+                name: "a".into(),
+                condition: Condition::Started
+            }]
+        );
+        assert!(r.env.is_empty());
+        assert!(r.warnings.is_empty());
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_recipe_directory_or_base_dir() {
+        let y = format!("{HEAD}  a:\n    execute: {{type: shell, command: ./run.sh --x, working_dir: sub}}\n  d:\n    execute: {{type: docker, image: i, volumes: ['./m:/m:ro', 'named:/n', '/abs:/a']}}\n");
+        let r = parse(&y);
+        assert_eq!(
+            r.services["a"].execute,
+            Execute::Shell {
+                argv: vec!["/robot/sub/run.sh".into(), "--x".into()],
+                stop_argv: None,
+                working_dir: "/robot/sub".into()
+            }
+        );
+        match &r.services["d"].execute {
+            Execute::Docker { volumes, .. } => {
+                assert_eq!(volumes, &["/robot/m:/m:ro", "named:/n", "/abs:/a"])
+            }
+            e => panic!("{e:?}"),
+        }
+        let r = parse(&y.replace("version", "base_dir: /opt/ws\nversion"));
+        assert_eq!(r.base_dir, Path::new("/opt/ws"));
+        assert!(
+            matches!(&r.services["a"].execute, Execute::Shell { working_dir, .. } if working_dir == Path::new("/opt/ws/sub"))
+        );
+    }
+
+    #[test]
+    fn launch_args_are_sorted_and_scalars_kept_as_written() {
+        let r = parse(&format!("{HEAD}  n:\n    execute:\n      type: ros2\n      package: p\n      launch_file: l.py\n      launch_args: {{z: 1, a: true, m: x}}\n"));
+        match &r.services["n"].execute {
+            Execute::Ros2 { launch_args, .. } => {
+                let v: Vec<(&str, &str)> = launch_args
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                assert_eq!(v, [("a", "true"), ("m", "x"), ("z", "1")]);
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn healthy_on_a_service_without_check_is_a_warning_and_means_started() {
+        let r = parse(&format!("{HEAD}  a:\n    execute: {{type: shell, command: x}}\n  b:\n    execute: {{type: shell, command: x}}\n    dependencies:\n      - a: healthy\n"));
+        assert_eq!(
+            r.services["b"].dependencies[0].condition,
+            Condition::Started
+        );
+        assert_eq!(r.warnings.len(), 1);
+        assert!(r.warnings[0].message.contains("has no health_check"));
+        assert_eq!(r.warnings[0].pos, Pos { line: 9, column: 9 });
+    }
+
+    #[test]
+    fn self_dependency_and_missing_dependency_are_errors() {
+        let e = err(&format!(
+            "{HEAD}  a:\n    execute: {{type: shell, command: x}}\n    dependencies: [a, b]\n"
+        ));
+        assert!(
+            e.contains("ws.yaml:6:20: services.a.dependencies.a: service \"a\" depends on itself"),
+            "{e}"
+        );
+        assert!(e.contains("unknown service \"b\""), "{e}");
+    }
+
+    #[test]
+    fn cycles_are_reported_with_the_full_path() {
+        let e = err(&format!("{HEAD}  a: {{execute: {{type: shell, command: x}}, dependencies: [b]}}\n  b: {{execute: {{type: shell, command: x}}, dependencies: [a]}}\n"));
+        assert!(
+            e.ends_with("dependency cycle: a -> b -> a (each depends on the next)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_and_lengths_are_checked() {
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        let e = err(&format!("version: \"1\"\nname: {long}\nservices:\n  a:\n    execute: {{type: shell, command: x}}\n"));
+        assert!(e.contains("the limit is 100"), "{e}");
+        assert!(err(&format!(
+            "{HEAD}  'a b':\n    execute: {{type: shell, command: x}}\n"
+        ))
+        .contains("invalid service name \"a b\""));
     }
 }
