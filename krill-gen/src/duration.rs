@@ -37,7 +37,7 @@ pub fn parse(s: &str) -> Result<Duration, String> {
 /// Formats a duration the way systemd reads it: whole seconds as `5s`, else `500ms`.
 pub fn to_systemd(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -7,6 +7,7 @@
 pub mod duration;
 pub mod error;
 pub mod generator;
+pub mod gpu;
 pub mod plan;
 pub mod raw;
 pub mod recipe;

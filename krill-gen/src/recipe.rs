@@ -282,8 +282,7 @@ fn field_path(text: &str, path: &str, at: Pos) -> String {
     let service = serde_saphyr::from_str::<Services>(text).ok().and_then(|s| {
         s.services
             .keys()
-            .filter(|k| (k.referenced.line(), k.referenced.column()) <= (at.line, at.column))
-            .last()
+            .rfind(|k| (k.referenced.line(), k.referenced.column()) <= (at.line, at.column))
             .map(|k| k.value.clone())
     });
     let mut parts: Vec<String> = path
@@ -1011,7 +1010,11 @@ impl Validator {
 
 /// `base/rel` without `.` components (`./x` → `base/x`); absolute `rel` stays as is.
 fn join(base: &Path, rel: &Path) -> PathBuf {
-    let mut out = if rel.is_absolute() { PathBuf::new() } else { base.to_owned() };
+    let mut out = if rel.is_absolute() {
+        PathBuf::new()
+    } else {
+        base.to_owned()
+    };
     for c in rel.components() {
         if c != std::path::Component::CurDir {
             out.push(c);
@@ -1025,7 +1028,9 @@ fn join(base: &Path, rel: &Path) -> PathBuf {
 fn resolve_program(mut argv: Vec<String>, working_dir: &Path) -> Vec<String> {
     if let Some(p) = argv.first_mut() {
         if p.contains('/') && !p.starts_with('/') {
-            *p = join(working_dir, Path::new(p.as_str())).display().to_string();
+            *p = join(working_dir, Path::new(p.as_str()))
+                .display()
+                .to_string();
         }
     }
     argv

@@ -1,0 +1,365 @@
+//! `krill-ctl plan|install|uninstall`: putting a recipe in place for the generator.
+//!
+//! Install validates the whole recipe first, then writes it atomically to
+//! `/etc/krill/recipes/<workspace>.yaml`, reloads systemd, and checks that the
+//! generator accepted it. If the generator did not (e.g. a collision with another
+//! workspace), the previous recipe is put back, so a bad recipe never replaces a good
+//! one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use krill::generator::{self, DEFAULT_ENABLED_DIR};
+use krill::plan::{self, Plan};
+use krill::render::render_plan;
+use krill::{Recipe, RecipeError};
+
+use crate::systemctl;
+
+/// Where `install` writes recipes: the first (highest-precedence) default directory.
+pub const INSTALL_DIR: &str = generator::DEFAULT_RECIPE_PATH[0];
+
+/// Why an install-family command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Recipe(#[from] RecipeError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Systemctl(#[from] systemctl::Error),
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The difference between what is installed and what a recipe would install.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// Changed service units that are running now and will be restarted.
+    pub restart: Vec<String>,
+}
+
+/// Units by name, as rendered from a plan.
+fn units(plan: &Plan) -> BTreeMap<String, String> {
+    render_plan(plan)
+        .into_iter()
+        .map(|u| (u.name, u.contents))
+        .collect()
+}
+
+/// The installed plan of a workspace, if any (from the generator's search path).
+pub fn installed(ws: &str) -> Option<Plan> {
+    let found = generator::discover(&generator::recipe_path());
+    found.get(ws).and_then(|p| krill::compile(p).ok())
+}
+
+/// Compares two unit sets. `running` says whether a unit is active now.
+pub fn diff(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    running: impl Fn(&str) -> bool,
+) -> Diff {
+    let mut d = Diff::default();
+    for (name, text) in new {
+        match old.get(name) {
+            None => d.added.push(name.clone()),
+            Some(o) if o != text => {
+                d.changed.push(name.clone());
+                if name.ends_with(".service") && running(name) {
+                    d.restart.push(name.clone());
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    d.removed = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
+    d
+}
+
+fn is_running(unit: &str) -> bool {
+    systemctl::show(unit, &["ActiveState"])
+        .map(|m| {
+            m.get("ActiveState")
+                .is_some_and(|s| s == "active" || s == "activating")
+        })
+        .unwrap_or(false)
+}
+
+/// Recipe text as it will be installed: with `base_dir` pinned to the original
+/// directory when the recipe does not set one, so relative paths keep working.
+/// Appending keeps every line number of the original.
+pub fn installed_text(text: &str, original: &Path, recipe: &Recipe) -> String {
+    if text.lines().any(|l| l.starts_with("base_dir:")) {
+        return text.to_owned();
+    }
+    let dir = serde_json::to_string(&recipe.base_dir.display().to_string()).unwrap_or_default();
+    let mut t = text.to_owned();
+    if !t.ends_with('\n') {
+        t.push('\n');
+    }
+    t.push_str(&format!(
+        "# Added by `krill install` from {}: relative paths resolve here.\nbase_dir: {dir}\n",
+        original.display()
+    ));
+    t
+}
+
+/// Validates `file` and prepares its installed form. Returns (plan, text).
+pub fn prepare(file: &Path) -> Result<(Plan, String), Error> {
+    let text = std::fs::read_to_string(file).map_err(io(file))?;
+    let recipe = Recipe::parse(&text, file)?;
+    let target = Path::new(INSTALL_DIR).join(format!("{}.yaml", recipe.name));
+    let text = installed_text(&text, file, &recipe);
+    // Re-validate exactly what will be written, as the generator will read it.
+    let plan = Plan::new(Recipe::parse(&text, &target)?)?;
+    let others: Vec<Plan> = generator::discover(&generator::recipe_path())
+        .into_iter()
+        .filter(|(ws, _)| ws != plan.workspace())
+        .filter_map(|(_, p)| krill::compile(&p).ok())
+        .collect();
+    let refs: Vec<&Plan> = others.iter().collect();
+    if let Some((unit, ws)) = plan::check_conflicts(&plan, &refs).first() {
+        return Err(Error::Refused(format!(
+            "{}: unit {unit} is also produced by installed workspace {ws:?}; rename a service or the workspace",
+            file.display()
+        )));
+    }
+    Ok((plan, text))
+}
+
+/// `krill-ctl plan FILE`.
+pub fn plan(file: &Path) -> Result<Diff, Error> {
+    let (new, _) = prepare(file)?;
+    let old = installed(new.workspace())
+        .map(|p| units(&p))
+        .unwrap_or_default();
+    Ok(diff(&old, &units(&new), is_running))
+}
+
+/// Options of `krill-ctl install`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstallOptions {
+    /// Start at boot.
+    pub enable: bool,
+    /// Start the workspace now.
+    pub now: bool,
+}
+
+/// `krill-ctl install FILE`.
+pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error> {
+    let (new, text) = prepare(file)?;
+    let ws = new.workspace().to_owned();
+    let old_plan = installed(&ws);
+    let old = old_plan.as_ref().map(units).unwrap_or_default();
+    let d = diff(&old, &units(&new), is_running);
+
+    let dir = Path::new(INSTALL_DIR);
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let dest = dir.join(format!("{ws}.yaml"));
+    let backup = std::fs::read(&dest).ok();
+    generator::write_atomic(dir, &format!("{ws}.yaml"), text.as_bytes()).map_err(io(&dest))?;
+    if opts.enable {
+        let en = Path::new(DEFAULT_ENABLED_DIR);
+        std::fs::create_dir_all(en).map_err(io(en))?;
+        std::fs::write(en.join(&ws), "").map_err(io(&en.join(&ws)))?;
+    }
+    systemctl::run(&["daemon-reload"])?;
+    let loaded = systemctl::show(&new.target, &["LoadState"])?;
+    if loaded.get("LoadState").map(String::as_str) != Some("loaded") {
+        // The generator refused it: put the previous recipe back.
+        match backup {
+            Some(b) => {
+                generator::write_atomic(dir, &format!("{ws}.yaml"), &b).map_err(io(&dest))?
+            }
+            None => std::fs::remove_file(&dest).map_err(io(&dest))?,
+        }
+        systemctl::run(&["daemon-reload"])?;
+        return Err(Error::Refused(format!(
+            "the generator did not accept {}; see `journalctl -b -t krill-gen`. The previous state was restored.",
+            file.display()
+        )));
+    }
+    // Units that disappeared keep running as not-found: stop them.
+    let gone: Vec<&String> = d
+        .removed
+        .iter()
+        .filter(|u| !u.ends_with(".slice"))
+        .collect();
+    if !gone.is_empty() {
+        let mut args = vec!["stop".to_owned(), "--".to_owned()];
+        args.extend(gone.into_iter().cloned());
+        systemctl::run(&args)?;
+    }
+    if !d.restart.is_empty() {
+        let mut args = vec!["try-restart".to_owned(), "--".to_owned()];
+        args.extend(d.restart.iter().cloned());
+        systemctl::run(&args)?;
+    }
+    if opts.now {
+        start(&new, None)?;
+    }
+    Ok((new, d))
+}
+
+/// Every unit of the workspace, for reset-failed.
+fn all_units(plan: &Plan) -> Vec<String> {
+    plan.unit_names()
+        .into_iter()
+        .map(|(u, _)| u)
+        .filter(|u| !u.ends_with(".slice"))
+        .collect()
+}
+
+/// `krill-ctl uninstall NAME`: stop everything, then remove the recipe.
+pub fn uninstall(ws: &str) -> Result<(), Error> {
+    let found = generator::discover(&generator::recipe_path());
+    let Some(path) = found.get(ws) else {
+        return Err(Error::Refused(format!("no workspace {ws:?} is installed")));
+    };
+    if !path.starts_with(INSTALL_DIR) {
+        return Err(Error::Refused(format!(
+            "{} is not in {INSTALL_DIR}; mask it with `ln -s /dev/null {INSTALL_DIR}/{ws}.yaml` instead",
+            path.display()
+        )));
+    }
+    let plan = krill::compile(path).ok();
+    let target = plan::names::target(ws);
+    systemctl::run(&["stop", "--", &target])?;
+    if let Some(p) = &plan {
+        let mut args = vec!["stop".to_owned(), "--".to_owned()];
+        args.extend(all_units(p));
+        systemctl::run(&args)?;
+    }
+    std::fs::remove_file(path).map_err(io(path))?;
+    let _ = std::fs::remove_file(Path::new(DEFAULT_ENABLED_DIR).join(ws));
+    systemctl::run(&["daemon-reload"])?;
+    if let Some(p) = &plan {
+        let mut args = vec!["reset-failed".to_owned(), "--".to_owned()];
+        args.extend(all_units(p));
+        let _ = systemctl::run(&args);
+    }
+    Ok(())
+}
+
+/// `start NAME[/SERVICE]`: clears start counters (a manual start counts against
+/// `max_restarts` otherwise), then starts the target or the one service.
+pub fn start(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
+    let mut reset = vec!["reset-failed".to_owned(), "--".to_owned()];
+    reset.extend(all_units(plan));
+    let _ = systemctl::run(&reset);
+    crate::state::remove("estop", plan.workspace());
+    let unit = match service {
+        Some(s) => service_unit(plan, s)?,
+        None => plan.target.clone(),
+    };
+    systemctl::run(&["start", "--", &unit])?;
+    Ok(())
+}
+
+/// `stop NAME[/SERVICE]`: a service is stopped with everything that depends on it.
+pub fn stop(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
+    let mut args = vec!["stop".to_owned(), "--".to_owned()];
+    match service {
+        Some(s) => {
+            let unit = service_unit(plan, s)?;
+            let ps = plan.service(s).expect("checked by service_unit");
+            args.extend(plan.cascade_units(ps));
+            args.push(unit);
+        }
+        None => args.push(plan.target.clone()),
+    }
+    systemctl::run(&args)?;
+    Ok(())
+}
+
+/// `restart NAME[/SERVICE]`.
+pub fn restart(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
+    let mut reset = vec!["reset-failed".to_owned(), "--".to_owned()];
+    reset.extend(all_units(plan));
+    let _ = systemctl::run(&reset);
+    crate::state::remove("estop", plan.workspace());
+    match service {
+        Some(s) => systemctl::run(&["restart", "--", &service_unit(plan, s)?])?,
+        None => {
+            systemctl::run(&["stop", "--", &plan.target])?;
+            systemctl::run(&["start", "--", &plan.target])?
+        }
+    };
+    Ok(())
+}
+
+fn service_unit(plan: &Plan, s: &str) -> Result<String, Error> {
+    plan.service(s).map(|p| p.unit.clone()).ok_or_else(|| {
+        Error::Refused(format!(
+            "workspace {} has no service {s:?} (services: {})",
+            plan.workspace(),
+            plan.services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_reports_added_changed_removed_and_restarts() {
+        let m = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let old = m(&[
+            ("a.service", "1"),
+            ("b.service", "1"),
+            ("c.service", "1"),
+            ("t.target", "1"),
+        ]);
+        let new = m(&[
+            ("a.service", "1"),
+            ("b.service", "2"),
+            ("d.service", "1"),
+            ("t.target", "2"),
+        ]);
+        let d = diff(&old, &new, |u| u == "b.service");
+        assert_eq!(d.added, ["d.service"]);
+        assert_eq!(d.changed, ["b.service", "t.target"]);
+        assert_eq!(d.removed, ["c.service"]);
+        assert_eq!(d.restart, ["b.service"]);
+    }
+
+    #[test]
+    fn installed_text_pins_base_dir_and_keeps_line_numbers() {
+        let text =
+            "version: \"1\"\nname: ws\nservices:\n  a:\n    execute: {type: shell, command: ./run}";
+        let src = Path::new("/home/robot/my ws/ws.yaml");
+        let r = Recipe::parse(text, src).unwrap();
+        let t = installed_text(text, src, &r);
+        assert!(t.starts_with(text));
+        let again = Recipe::parse(&t, Path::new("/etc/krill/recipes/ws.yaml")).unwrap();
+        assert_eq!(again.base_dir, Path::new("/home/robot/my ws"));
+        assert_eq!(again.services, r.services);
+        assert_eq!(installed_text(&t, src, &again), t, "idempotent");
+    }
+}

@@ -1,0 +1,325 @@
+//! `krill-ctl`: the operator's CLI. See `krill-ctl --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use krill::generator;
+use krill_ctl::{failure, gate, install, status};
+
+#[derive(Parser)]
+#[command(name = "krill", version, about = "Krill: robot services on systemd", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check a recipe; print every problem as FILE:LINE:COLUMN.
+    Validate { file: PathBuf },
+    /// Print the units a recipe compiles to (same as `krill-gen --dry-run`).
+    Render { file: PathBuf },
+    /// Show what `install` would change.
+    Plan { file: PathBuf },
+    /// Validate and install a recipe to /etc/krill/recipes, then reload systemd.
+    Install {
+        file: PathBuf,
+        /// Start the workspace at boot.
+        #[arg(long)]
+        enable: bool,
+        /// Start the workspace now.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Stop a workspace and remove its recipe.
+    Uninstall { name: String },
+    /// Start a workspace, or one service (with what it depends on): NAME[/SERVICE].
+    Start { name: String },
+    /// Stop a workspace, or one service and everything that depends on it.
+    Stop { name: String },
+    /// Restart a workspace or one service.
+    Restart { name: String },
+    /// Show services: state, health, PID, restarts, uptime, reasons.
+    Status {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Emergency stop: stop every process of a workspace (all workspaces without NAME).
+    Estop {
+        name: Option<String>,
+        #[arg(long, default_value = "operator request")]
+        reason: String,
+    },
+    /// Show logs: journalctl for the workspace or one service; extra args go to journalctl.
+    Logs {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// (used by gate units) Wait until UNIT is started or healthy.
+    #[command(hide = true)]
+    Gate { condition: String, unit: String },
+    /// (used by OnFailure= units) Cascade and emergency stop after a final failure.
+    #[command(hide = true, name = "on-failure")]
+    OnFailure {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        critical: bool,
+        #[arg(long)]
+        stop: Vec<String>,
+        unit: String,
+    },
+    /// (used by gpu services' ExecStartPre=) Fail unless a GPU is usable.
+    #[command(name = "gpu-check")]
+    GpuCheck { unit: Option<String> },
+}
+
+fn load(name: &str) -> Result<(krill::Plan, Option<String>), String> {
+    let (ws, svc) = match name.split_once('/') {
+        Some((w, s)) => (w, Some(s.to_owned())),
+        None => (name, None),
+    };
+    let found = generator::discover(&generator::recipe_path());
+    let path = found.get(ws).ok_or_else(|| {
+        format!(
+            "no workspace {ws:?} is installed (installed: {})",
+            found.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let plan = krill::compile(path).map_err(|e| e.to_string())?;
+    Ok((plan, svc))
+}
+
+fn run(cli: Cli) -> Result<u8, String> {
+    match cli.cmd {
+        Cmd::Validate { file } => match krill::compile(&file) {
+            Ok(plan) => {
+                for w in &plan.recipe.warnings {
+                    eprintln!("warning: {}", w.display_in(&file.display().to_string()));
+                }
+                println!(
+                    "{}: ok: workspace {} with {} services",
+                    file.display(),
+                    plan.workspace(),
+                    plan.services.len()
+                );
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(1)
+            }
+        },
+        Cmd::Render { file } => Ok(generator::dry_run(
+            &[file],
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        ) as u8),
+        Cmd::Plan { file } => {
+            let d = install::plan(&file).map_err(|e| e.to_string())?;
+            for (label, v) in [
+                ("add", &d.added),
+                ("change", &d.changed),
+                ("remove", &d.removed),
+                ("restart", &d.restart),
+            ] {
+                for u in v {
+                    println!("{label:<8}{u}");
+                }
+            }
+            if d == install::Diff::default() {
+                println!("no changes");
+            }
+            Ok(0)
+        }
+        Cmd::Install { file, enable, now } => {
+            let (plan, d) = install::install(&file, install::InstallOptions { enable, now })
+                .map_err(|e| e.to_string())?;
+            println!(
+                "installed workspace {} ({} added, {} changed, {} removed, {} restarted){}{}",
+                plan.workspace(),
+                d.added.len(),
+                d.changed.len(),
+                d.removed.len(),
+                d.restart.len(),
+                if enable { ", enabled at boot" } else { "" },
+                if now { ", started" } else { "" }
+            );
+            Ok(0)
+        }
+        Cmd::Uninstall { name } => {
+            install::uninstall(&name).map_err(|e| e.to_string())?;
+            println!("uninstalled workspace {name}");
+            Ok(0)
+        }
+        Cmd::Start { name } => {
+            let (p, s) = load(&name)?;
+            install::start(&p, s.as_deref()).map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Cmd::Stop { name } => {
+            let (p, s) = load(&name)?;
+            install::stop(&p, s.as_deref()).map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Cmd::Restart { name } => {
+            let (p, s) = load(&name)?;
+            install::restart(&p, s.as_deref()).map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Cmd::Status { name, json } => {
+            let names: Vec<String> = match name {
+                Some(n) => vec![n],
+                None => generator::discover(&generator::recipe_path())
+                    .into_keys()
+                    .collect(),
+            };
+            let mut all = vec![];
+            for n in names {
+                let (p, _) = load(&n)?;
+                all.push(status::collect(&p).map_err(|e| e.to_string())?);
+            }
+            if json {
+                println!("{}", status::render_json(&all));
+            } else if all.is_empty() {
+                println!("no workspaces installed");
+            } else {
+                let t: Vec<String> = all.iter().map(status::render_table).collect();
+                print!("{}", t.join("\n"));
+            }
+            Ok(0)
+        }
+        Cmd::Estop { name, reason } => {
+            let names: Vec<String> = match name {
+                Some(n) => vec![n],
+                None => generator::discover(&generator::recipe_path())
+                    .into_keys()
+                    .collect(),
+            };
+            for n in names {
+                let (p, _) = load(&n)?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let _ =
+                    krill_ctl::state::write("estop", p.workspace(), &format!("{now}\n{reason}\n"));
+                failure::emergency_stop(&p.target, &reason).map_err(|e| e.to_string())?;
+                println!("emergency stop of workspace {}: {reason}", p.workspace());
+            }
+            Ok(0)
+        }
+        Cmd::Logs { name, args } => {
+            let (p, s) = load(&name)?;
+            let mut cmd = std::process::Command::new("journalctl");
+            match s {
+                Some(s) => {
+                    let u = p
+                        .service(&s)
+                        .ok_or_else(|| format!("no service {s:?} in {}", p.workspace()))?;
+                    cmd.arg("-u").arg(&u.unit);
+                    for g in u.gates.values().chain(u.on_failure.iter()) {
+                        cmd.arg("-u").arg(g);
+                    }
+                }
+                None => {
+                    for (u, _) in p.unit_names() {
+                        cmd.arg("-u").arg(u);
+                    }
+                }
+            }
+            let st = cmd
+                .args(args)
+                .status()
+                .map_err(|e| format!("cannot run journalctl: {e}"))?;
+            Ok(st.code().unwrap_or(1) as u8)
+        }
+        Cmd::Gate { condition, unit } => {
+            let cond = match condition.as_str() {
+                "started" => gate::Condition::Started,
+                "healthy" => gate::Condition::Healthy,
+                c => {
+                    return Err(format!(
+                        "unknown condition {c:?}: expected started or healthy"
+                    ))
+                }
+            };
+            match gate::wait(&unit, cond) {
+                Ok(()) => Ok(0),
+                Err(why) => {
+                    println!("dependency not met: {unit} is not {condition}: {why}");
+                    Ok(1)
+                }
+            }
+        }
+        Cmd::OnFailure {
+            target,
+            critical,
+            stop,
+            unit,
+        } => {
+            let out = failure::handle(&failure::Request {
+                unit: unit.clone(),
+                target,
+                critical,
+                stop,
+            })
+            .map_err(|e| e.to_string())?;
+            match out {
+                failure::Outcome::NotFinal(s) => {
+                    println!("{unit} is {s}, not failed for good: nothing to do")
+                }
+                failure::Outcome::AlreadyHandled => {
+                    println!("{unit}: this failure was already handled")
+                }
+                failure::Outcome::StoppedByKrill(why) => {
+                    println!("{unit} failed while krill stopped it ({why}): not escalated")
+                }
+                failure::Outcome::WorkspaceStopping => {
+                    println!("{unit} failed while its workspace is stopping: not escalated")
+                }
+                failure::Outcome::Cascaded(v) => println!(
+                    "{unit} failed for good; stopped its dependents: {}",
+                    if v.is_empty() {
+                        "none running".into()
+                    } else {
+                        v.join(" ")
+                    }
+                ),
+                failure::Outcome::EmergencyStop { reason, cascaded } => {
+                    println!(
+                        "EMERGENCY STOP: {reason}; stopping the workspace (dependents first: {})",
+                        cascaded.join(" ")
+                    )
+                }
+            }
+            Ok(0)
+        }
+        Cmd::GpuCheck { unit } => match krill::gpu::probe(&krill::gpu::root()) {
+            Ok(f) => {
+                println!("GPU found: {} ({})", f.vendor, f.device.display());
+                Ok(0)
+            }
+            Err(e) => {
+                let who = unit.map(|u| format!("{u}: ")).unwrap_or_default();
+                eprintln!("{who}{e}");
+                Ok(1)
+            }
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(c) => ExitCode::from(c),
+        Err(e) => {
+            eprintln!("krill: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
