@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs krill under DESTDIR (default: /). Used as is by the e2e harness, so that
+# what is tested is what users get.
+#
+#   packaging/install.sh [DESTDIR] [BINDIR]
+#
+# BINDIR holds the built binaries (default: target/release).
+set -eu
+DESTDIR=${1:-/}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BINDIR=${2:-$SRC/target/release}
+
+for b in krill-gen krill-ctl; do
+    [ -x "$BINDIR/$b" ] || { echo "install.sh: $BINDIR/$b not built (cargo build --release)" >&2; exit 1; }
+done
+
+install -d "$DESTDIR/usr/bin" "$DESTDIR/usr/lib/systemd/system-generators" \
+    "$DESTDIR/usr/lib/systemd/system" "$DESTDIR/usr/share/dbus-1/system.d" \
+    "$DESTDIR/etc/krill/recipes" "$DESTDIR/etc/krill/enabled" "$DESTDIR/usr/lib/krill/recipes"
+install -m 0755 "$BINDIR/krill-gen" "$BINDIR/krill-ctl" "$DESTDIR/usr/bin/"
+if [ -x "$BINDIR/krill-supervisor" ]; then
+    install -m 0755 "$BINDIR/krill-supervisor" "$DESTDIR/usr/bin/"
+fi
+ln -sf krill-ctl "$DESTDIR/usr/bin/krill"
+ln -sf ../../../bin/krill-gen "$DESTDIR/usr/lib/systemd/system-generators/krill-gen"
+for u in "$SRC"/units/*.service "$SRC"/units/*.socket "$SRC"/units/*.target; do
+    [ -e "$u" ] && install -m 0644 "$u" "$DESTDIR/usr/lib/systemd/system/"
+done
+for p in "$SRC"/units/*.conf; do
+    [ -e "$p" ] && install -m 0644 "$p" "$DESTDIR/usr/share/dbus-1/system.d/"
+done
+exit 0

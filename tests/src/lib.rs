@@ -1,0 +1,387 @@
+//! Harness for end-to-end tests in a real systemd.
+//!
+//! Each [`Container`] is a Debian bookworm root (debootstrap'd once and cached in
+//! `/var/cache/krill-e2e`, or `KRILL_E2E_CACHE`) mounted through an overlay, with
+//! krill installed by `packaging/install.sh`, booted by `systemd-nspawn -b` so that
+//! systemd 252 runs as its PID 1 with its own D-Bus system bus and journald. Tests
+//! drive it with `nsenter` and read it through systemd's own answers.
+//!
+//! Rules kept here:
+//! * no bare sleeps: [`Container::wait_for`] polls a condition with a deadline;
+//! * containers are always stopped and unmounted, even when a test panics, and on
+//!   failure the container's journal is printed;
+//! * prerequisites missing: a failure under `CI`, a loud skip otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("KRILL_E2E_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/krill-e2e"))
+}
+
+/// Directory of the binaries under test (`KRILL_E2E_BINDIR`, default
+/// `target/debug`).
+pub fn bindir() -> PathBuf {
+    std::env::var_os("KRILL_E2E_BINDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/debug"))
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Why e2e tests cannot run here, if they cannot.
+fn missing_prerequisite() -> Option<String> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("e2e tests need root (systemd-nspawn, overlay mounts)".into());
+    }
+    for c in ["systemd-nspawn", "nsenter", "mount"] {
+        if !have(c) {
+            return Some(format!("{c} is not installed (apt-get install systemd-container util-linux)"));
+        }
+    }
+    if !cache_dir().join("bookworm/usr/lib/systemd/systemd").exists() && !have("debootstrap") {
+        return Some("debootstrap is not installed and no cached rootfs exists".into());
+    }
+    for b in ["krill-gen", "krill-ctl"] {
+        if !bindir().join(b).exists() {
+            return Some(format!(
+                "{} is not built: run `cargo build --workspace --bins` first",
+                bindir().join(b).display()
+            ));
+        }
+    }
+    None
+}
+
+/// Serialises e2e tests within a test binary (2 cores; timing figures stay honest),
+/// and decides whether they can run. Returns `None` to skip (never under `CI`).
+pub fn guard() -> Option<MutexGuard<'static, ()>> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    if let Some(why) = missing_prerequisite() {
+        if std::env::var_os("CI").is_some() {
+            panic!("e2e prerequisite missing under CI: {why}");
+        }
+        eprintln!("\n*** SKIPPING e2e test: {why} ***\n");
+        return None;
+    }
+    check_fresh_binaries();
+    Some(LOCK.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Fails when a binary is older than the sources it is built from: testing a stale
+/// binary proves nothing.
+fn check_fresh_binaries() {
+    fn newest(dir: &Path) -> std::time::SystemTime {
+        let mut t = std::time::UNIX_EPOCH;
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let m = if p.is_dir() { newest(&p) } else { e.metadata().and_then(|m| m.modified()).unwrap_or(t) };
+                t = t.max(m);
+            }
+        }
+        t
+    }
+    for (bin, srcs) in [("krill-gen", &["krill-gen/src", "krill-gen/templates"][..]), ("krill-ctl", &["krill-ctl/src", "krill-gen/src"][..])] {
+        let built = std::fs::metadata(bindir().join(bin)).and_then(|m| m.modified()).unwrap();
+        for s in srcs {
+            assert!(
+                newest(&repo().join(s)) <= built,
+                "{bin} is older than {s}: run `cargo build --workspace --bins` before the e2e tests"
+            );
+        }
+    }
+}
+
+/// The cached bookworm rootfs, built on first use.
+fn rootfs() -> PathBuf {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let dir = cache_dir();
+        let root = dir.join("bookworm");
+        if root.join("usr/lib/systemd/systemd").exists() {
+            return root;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = dir.join("bookworm.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        eprintln!("building the e2e rootfs with debootstrap (about a minute, cached in {})", dir.display());
+        let st = Command::new("debootstrap")
+            .args(["--variant=minbase", "--include=systemd,systemd-sysv,dbus,python3,procps", "bookworm"])
+            .arg(&tmp)
+            .status()
+            .expect("run debootstrap");
+        assert!(st.success(), "debootstrap failed");
+        std::fs::rename(&tmp, &root).unwrap();
+        root
+    })
+    .clone()
+}
+
+/// A booted container.
+pub struct Container {
+    nspawn: Option<Child>,
+    /// The container's PID 1 (systemd), as seen from the host.
+    pub pid1: u32,
+    work: PathBuf,
+    /// The container's root, as seen from the host.
+    pub root: PathBuf,
+    name: String,
+}
+
+fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// CLOCK_MONOTONIC in µs; the container shares the host's clock, so this compares
+/// with systemd's `*TimestampMonotonic` properties.
+pub fn now_us() -> u64 {
+    monotonic_us()
+}
+
+impl Container {
+    /// Boots a fresh container with krill installed.
+    pub fn boot(name: &str) -> Container {
+        let base = rootfs();
+        let work = std::env::temp_dir().join(format!("krill-e2e-{}-{name}", std::process::id()));
+        let _ = Command::new("umount").arg(work.join("root")).stderr(Stdio::null()).status();
+        let _ = std::fs::remove_dir_all(&work);
+        for d in ["upper", "work", "root"] {
+            std::fs::create_dir_all(work.join(d)).unwrap();
+        }
+        let root = work.join("root");
+        let st = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                base.display(),
+                work.join("upper").display(),
+                work.join("work").display()
+            ))
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(st.success(), "overlay mount failed");
+        let out = Command::new(repo().join("packaging/install.sh")).arg(&root).arg(bindir()).output().unwrap();
+        assert!(out.status.success(), "install.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        let mut c = Container { nspawn: None, pid1: 0, work, root, name: name.to_owned() };
+        c.start();
+        c
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.work.join("nspawn.log")).unwrap();
+        let child = Command::new("systemd-nspawn")
+            .arg("-D")
+            .arg(&self.root)
+            .args(["-b", "--register=no", "--keep-unit", "--console=passive"])
+            .arg(format!("--machine=krill-{}", self.name))
+            .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn systemd-nspawn");
+        let npid = child.id();
+        self.nspawn = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        self.pid1 = loop {
+            if let Some(p) = child_named(npid, "systemd") {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "container's systemd did not appear");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.wait_for("system running", Duration::from_secs(60), || {
+            let s = self.sh("systemctl is-system-running");
+            let t = String::from_utf8_lossy(&s.stdout);
+            t.starts_with("running") || t.starts_with("degraded")
+        });
+    }
+
+    /// Reboots the container: systemd shuts down, nspawn exits, and a new nspawn boots
+    /// the same (persistent) root.
+    pub fn reboot(&mut self) {
+        let _ = self.sh("systemctl reboot");
+        if let Some(mut c) = self.nspawn.take() {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while c.try_wait().ok().flatten().is_none() {
+                assert!(Instant::now() < deadline, "container did not shut down");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.start();
+    }
+
+    /// Runs a shell command inside the container (all namespaces of PID 1).
+    pub fn sh(&self, cmd: &str) -> Output {
+        Command::new("nsenter")
+            .args(["-t", &self.pid1.to_string(), "-a", "/bin/sh", "-c", cmd])
+            .output()
+            .expect("run nsenter")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, cmd: &str) -> String {
+        let o = self.sh(cmd);
+        assert!(
+            o.status.success(),
+            "`{cmd}` failed ({}):\nstdout: {}\nstderr: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// One property of a unit (`systemctl show -p`), parsed as key=value.
+    pub fn prop(&self, unit: &str, prop: &str) -> String {
+        let out = self.ok(&format!("systemctl show -p {prop} -- '{unit}'"));
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{prop}=")))
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// Numeric property (0 when empty).
+    pub fn num(&self, unit: &str, prop: &str) -> u64 {
+        self.prop(unit, prop).parse().unwrap_or(0)
+    }
+
+    /// `ActiveState/SubState`.
+    pub fn state(&self, unit: &str) -> String {
+        format!("{}/{}", self.prop(unit, "ActiveState"), self.prop(unit, "SubState"))
+    }
+
+    /// Writes a file inside the container.
+    pub fn write(&self, path: &str, contents: &str) {
+        let p = self.root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, contents).unwrap();
+    }
+
+    /// Polls `cond` every 10 ms until it holds; panics with `what` after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {timeout:?} waiting for: {what}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until `unit` is in `state` (`active/running`, `failed/failed`, ...).
+    pub fn wait_state(&self, unit: &str, state: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = self.state(unit);
+            if last == state {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {timeout:?} waiting for {unit} to be {state}; it is {last}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Processes in a cgroup subtree (path relative to the cgroup root), recursively.
+    pub fn cgroup_pids(&self, rel: &str) -> Vec<u32> {
+        fn walk(dir: &Path, out: &mut Vec<u32>) {
+            if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                out.extend(s.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        walk(&e.path(), out);
+                    }
+                }
+            }
+        }
+        let mut v = vec![];
+        walk(&PathBuf::from(format!("/proc/{}/root/sys/fs/cgroup/{rel}", self.pid1)), &mut v);
+        v
+    }
+
+    /// Whether a PID (in the container's PID namespace) is alive.
+    pub fn alive(&self, pid: u32) -> bool {
+        self.sh(&format!("kill -0 {pid}")).status.success()
+    }
+
+    /// The container's journal (for failure reports and log assertions).
+    pub fn journal(&self, args: &str) -> String {
+        String::from_utf8_lossy(&self.sh(&format!("journalctl --no-pager -q {args}")).stdout).into_owned()
+    }
+
+    /// Installs a recipe from text with `krill install` and returns its output.
+    pub fn install(&self, path: &str, recipe: &str, flags: &str) -> Output {
+        self.write(path, recipe);
+        self.sh(&format!("krill install {path} {flags}"))
+    }
+}
+
+fn child_named(ppid: u32, comm: &str) -> Option<u32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = &stat[open + 1..close];
+        let ppid_field = stat[close + 2..].split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if name == comm && ppid_field == Some(ppid) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.pid1 != 0 {
+            eprintln!(
+                "---- journal of container {} (last 150 lines) ----\n{}",
+                self.name,
+                self.journal("-n 150")
+            );
+        }
+        if let Some(mut c) = self.nspawn.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Never delete a root while its container runs: nspawn has exited here.
+        let st = Command::new("umount").arg(&self.root).status();
+        if st.is_ok_and(|s| s.success()) {
+            let _ = std::fs::remove_dir_all(&self.work);
+        }
+    }
+}
