@@ -97,7 +97,10 @@ pub fn collect(plan: &Plan) -> Result<WorkspaceStatus, systemctl::Error> {
             health,
             reason,
             pid: get("MainPID").parse().unwrap_or(0),
-            restarts: get("NRestarts").parse().unwrap_or(0),
+            restarts: restarts(
+                get("NRestarts").parse().unwrap_or(0),
+                plan.recipe.services[&s.name].policy.max_restarts,
+            ),
             uptime_s: if active == "active" && started > 0 && now > started {
                 (now - started) / 1_000_000
             } else {
@@ -114,6 +117,16 @@ pub fn collect(plan: &Plan) -> Result<WorkspaceStatus, systemctl::Error> {
             .and_then(|s| s.lines().nth(1).map(str::to_owned)),
         services,
     })
+}
+
+/// systemd's NRestarts also counts the attempt that the start limit refused; with
+/// `max_restarts: N` at most N restarts really happen.
+fn restarts(n: u32, max: u32) -> u32 {
+    if max > 0 {
+        n.min(max)
+    } else {
+        n
+    }
 }
 
 fn human_duration(s: u64) -> String {

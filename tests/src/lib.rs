@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 
 /// Repository root.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 fn cache_dir() -> PathBuf {
@@ -52,10 +55,16 @@ fn missing_prerequisite() -> Option<String> {
     }
     for c in ["systemd-nspawn", "nsenter", "mount"] {
         if !have(c) {
-            return Some(format!("{c} is not installed (apt-get install systemd-container util-linux)"));
+            return Some(format!(
+                "{c} is not installed (apt-get install systemd-container util-linux)"
+            ));
         }
     }
-    if !cache_dir().join("bookworm/usr/lib/systemd/systemd").exists() && !have("debootstrap") {
+    if !cache_dir()
+        .join("bookworm/usr/lib/systemd/systemd")
+        .exists()
+        && !have("debootstrap")
+    {
         return Some("debootstrap is not installed and no cached rootfs exists".into());
     }
     for b in ["krill-gen", "krill-ctl"] {
@@ -92,14 +101,23 @@ fn check_fresh_binaries() {
         if let Ok(rd) = std::fs::read_dir(dir) {
             for e in rd.flatten() {
                 let p = e.path();
-                let m = if p.is_dir() { newest(&p) } else { e.metadata().and_then(|m| m.modified()).unwrap_or(t) };
+                let m = if p.is_dir() {
+                    newest(&p)
+                } else {
+                    e.metadata().and_then(|m| m.modified()).unwrap_or(t)
+                };
                 t = t.max(m);
             }
         }
         t
     }
-    for (bin, srcs) in [("krill-gen", &["krill-gen/src", "krill-gen/templates"][..]), ("krill-ctl", &["krill-ctl/src", "krill-gen/src"][..])] {
-        let built = std::fs::metadata(bindir().join(bin)).and_then(|m| m.modified()).unwrap();
+    for (bin, srcs) in [
+        ("krill-gen", &["krill-gen/src", "krill-gen/templates"][..]),
+        ("krill-ctl", &["krill-ctl/src", "krill-gen/src"][..]),
+    ] {
+        let built = std::fs::metadata(bindir().join(bin))
+            .and_then(|m| m.modified())
+            .unwrap();
         for s in srcs {
             assert!(
                 newest(&repo().join(s)) <= built,
@@ -121,9 +139,16 @@ fn rootfs() -> PathBuf {
         std::fs::create_dir_all(&dir).unwrap();
         let tmp = dir.join("bookworm.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
-        eprintln!("building the e2e rootfs with debootstrap (about a minute, cached in {})", dir.display());
+        eprintln!(
+            "building the e2e rootfs with debootstrap (about a minute, cached in {})",
+            dir.display()
+        );
         let st = Command::new("debootstrap")
-            .args(["--variant=minbase", "--include=systemd,systemd-sysv,dbus,python3,procps", "bookworm"])
+            .args([
+                "--variant=minbase",
+                "--include=systemd,systemd-sysv,dbus,python3,procps",
+                "bookworm",
+            ])
             .arg(&tmp)
             .status()
             .expect("run debootstrap");
@@ -146,7 +171,10 @@ pub struct Container {
 }
 
 fn monotonic_us() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
@@ -162,7 +190,10 @@ impl Container {
     pub fn boot(name: &str) -> Container {
         let base = rootfs();
         let work = std::env::temp_dir().join(format!("krill-e2e-{}-{name}", std::process::id()));
-        let _ = Command::new("umount").arg(work.join("root")).stderr(Stdio::null()).status();
+        let _ = Command::new("umount")
+            .arg(work.join("root"))
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_dir_all(&work);
         for d in ["upper", "work", "root"] {
             std::fs::create_dir_all(work.join(d)).unwrap();
@@ -180,9 +211,23 @@ impl Container {
             .status()
             .unwrap();
         assert!(st.success(), "overlay mount failed");
-        let out = Command::new(repo().join("packaging/install.sh")).arg(&root).arg(bindir()).output().unwrap();
-        assert!(out.status.success(), "install.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut c = Container { nspawn: None, pid1: 0, work, root, name: name.to_owned() };
+        let out = Command::new(repo().join("packaging/install.sh"))
+            .arg(&root)
+            .arg(bindir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "install.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut c = Container {
+            nspawn: None,
+            pid1: 0,
+            work,
+            root,
+            name: name.to_owned(),
+        };
         c.start();
         c
     }
@@ -207,7 +252,10 @@ impl Container {
             if let Some(p) = child_named(npid, "systemd") {
                 break p;
             }
-            assert!(Instant::now() < deadline, "container's systemd did not appear");
+            assert!(
+                Instant::now() < deadline,
+                "container's systemd did not appear"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         self.wait_for("system running", Duration::from_secs(60), || {
@@ -268,12 +316,22 @@ impl Container {
 
     /// `ActiveState/SubState`.
     pub fn state(&self, unit: &str) -> String {
-        format!("{}/{}", self.prop(unit, "ActiveState"), self.prop(unit, "SubState"))
+        format!(
+            "{}/{}",
+            self.prop(unit, "ActiveState"),
+            self.prop(unit, "SubState")
+        )
     }
 
-    /// Writes a file inside the container.
+    /// A path inside the running container, as seen from the host (through
+    /// `/proc/PID1/root`, so that the container's tmpfs mounts such as /run count).
+    pub fn path(&self, p: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.pid1)).join(p.trim_start_matches('/'))
+    }
+
+    /// Writes a file inside the running container.
     pub fn write(&self, path: &str, contents: &str) {
-        let p = self.root.join(path.trim_start_matches('/'));
+        let p = self.path(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, contents).unwrap();
     }
@@ -301,7 +359,9 @@ impl Container {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("timed out after {timeout:?} waiting for {unit} to be {state}; it is {last}");
+                panic!(
+                    "timed out after {timeout:?} waiting for {unit} to be {state}; it is {last}"
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -322,7 +382,10 @@ impl Container {
             }
         }
         let mut v = vec![];
-        walk(&PathBuf::from(format!("/proc/{}/root/sys/fs/cgroup/{rel}", self.pid1)), &mut v);
+        walk(
+            &PathBuf::from(format!("/proc/{}/root/sys/fs/cgroup/{rel}", self.pid1)),
+            &mut v,
+        );
         v
     }
 
@@ -333,7 +396,8 @@ impl Container {
 
     /// The container's journal (for failure reports and log assertions).
     pub fn journal(&self, args: &str) -> String {
-        String::from_utf8_lossy(&self.sh(&format!("journalctl --no-pager -q {args}")).stdout).into_owned()
+        String::from_utf8_lossy(&self.sh(&format!("journalctl --no-pager -q {args}")).stdout)
+            .into_owned()
     }
 
     /// Installs a recipe from text with `krill install` and returns its output.
@@ -345,11 +409,20 @@ impl Container {
 
 fn child_named(ppid: u32, comm: &str) -> Option<u32> {
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
         let name = &stat[open + 1..close];
-        let ppid_field = stat[close + 2..].split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        let ppid_field = stat[close + 2..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         if name == comm && ppid_field == Some(ppid) {
             return Some(pid);
         }

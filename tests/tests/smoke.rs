@@ -25,7 +25,11 @@ services:
     dependencies: [b1, b2]
 "#;
     let out = c.install("/root/w.yaml", recipe, "--now");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for s in ["a", "b1", "b2", "c"] {
         c.wait_state(&format!("krill-w-{s}.service"), "active/running", T);
     }

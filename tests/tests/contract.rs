@@ -1,0 +1,615 @@
+//! The recipe contract S1–S6 (design.md), proven in a real systemd 252.
+//!
+//! Every test boots its own container, installs a recipe with `krill install`, and
+//! asserts what systemd reports: ActiveState, MainPID, NRestarts, InvocationID,
+//! timestamps, and the processes in the workspace's cgroup.
+
+use std::time::Duration;
+
+use krill_e2e::{now_us, Container};
+
+const T: Duration = Duration::from_secs(20);
+
+fn unit(ws: &str, s: &str) -> String {
+    format!("krill-{ws}-{s}.service")
+}
+
+fn installed(c: &Container, ws: &str, recipe: &str, flags: &str) {
+    let out = c.install(&format!("/root/{ws}.yaml"), recipe, flags);
+    assert!(
+        out.status.success(),
+        "krill install failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn kill(c: &Container, u: &str) -> u64 {
+    let pid = c.num(u, "MainPID");
+    assert!(pid > 0, "{u} has no MainPID");
+    c.ok(&format!("kill {pid}"));
+    pid
+}
+
+/// S1: a 3-level DAG starts in dependency order; services of one layer start
+/// together (neither waits for the other).
+#[test]
+fn s1_dag_starts_in_dependency_order_with_parallel_layers() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("s1-order");
+    installed(
+        &c,
+        "order",
+        r#"
+version: "1"
+name: order
+services:
+  top:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [left, right]
+  left:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [base]
+  right:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [base]
+  base:
+    execute: {type: shell, command: sleep infinity}
+"#,
+        "--now",
+    );
+    for s in ["base", "left", "right", "top"] {
+        c.wait_state(&unit("order", s), "active/running", T);
+    }
+    let t = |s: &str| c.num(&unit("order", s), "ExecMainStartTimestampMonotonic");
+    let (base, left, right, top) = (t("base"), t("left"), t("right"), t("top"));
+    assert!(
+        base < left && base < right,
+        "layer 1 after layer 0: {base} {left} {right}"
+    );
+    assert!(
+        left < top && right < top,
+        "layer 2 after layer 1: {left} {right} {top}"
+    );
+    // Parallel: the later of the two layer-1 services started before the earlier one
+    // could have been followed by a gate round trip of its own (well under 100 ms).
+    let spread = left.abs_diff(right);
+    eprintln!(
+        "MEASURE s1_layer_spread_us={spread} bringup_overhead_us={}",
+        top - base
+    );
+    assert!(
+        spread < top - base,
+        "layer-1 services started one after the other"
+    );
+}
+
+/// S2: a dependency that fails for good keeps its dependent from starting, and the
+/// dependent's status says why.
+#[test]
+fn s2_dependent_does_not_start_when_dependency_fails() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("s2");
+    installed(
+        &c,
+        "s2",
+        r#"
+version: "1"
+name: s2
+services:
+  broken:
+    execute: {type: shell, command: /nonexistent/driver}
+  app:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [broken]
+"#,
+        "",
+    );
+    let out = c.sh("systemctl start krill-s2.target");
+    assert!(out.status.success(), "target start job itself succeeds");
+    c.wait_state(&unit("s2", "broken"), "failed/failed", T);
+    c.wait_for("app's start to fail on its dependency", T, || {
+        c.prop(&unit("s2", "app"), "ActiveState") != "activating"
+            && c.num(&unit("s2", "app"), "ExecMainStartTimestampMonotonic") == 0
+            && c.prop("krill-s2-broken-started.service", "ActiveState") == "failed"
+    });
+    assert_eq!(
+        c.num(&unit("s2", "app"), "ExecMainStartTimestampMonotonic"),
+        0,
+        "app never ran"
+    );
+    assert_eq!(c.prop(&unit("s2", "app"), "ActiveState"), "inactive");
+    let gate_log = c.journal("-u krill-s2-broken-started.service");
+    assert!(
+        gate_log.contains("dependency not met: krill-s2-broken.service is not started"),
+        "{gate_log}"
+    );
+    let status = c.ok("krill status s2");
+    assert!(
+        status.contains("broken") && status.contains("failed/failed"),
+        "{status}"
+    );
+}
+
+/// S6: max_restarts: 3 gives exactly 3 restarts, then the service fails for good.
+#[test]
+fn s6_max_restarts_is_exact() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("s6-max");
+    installed(
+        &c,
+        "mx",
+        r#"
+version: "1"
+name: mx
+services:
+  flaky:
+    execute: {type: shell, command: "sh -c 'echo run >> /run/runs; exit 3'"}
+    policy: {restart: on-failure, max_restarts: 3, restart_delay: 100ms}
+"#,
+        "--now",
+    );
+    let u = unit("mx", "flaky");
+    c.wait_state(&u, "failed/failed", T);
+    let runs = std::fs::read_to_string(c.path("/run/runs")).unwrap();
+    assert_eq!(
+        runs.lines().count(),
+        4,
+        "the first run and exactly 3 restarts"
+    );
+    assert_eq!(c.prop(&u, "ExecMainStatus"), "3");
+    // systemd counts the refused 4th attempt in NRestarts; krill status shows real ones.
+    let status = c.ok("krill status mx --json");
+    assert!(status.contains("\"restarts\": 3"), "{status}");
+}
+
+/// S6: on-failure restarts after a stray SIGTERM (`kill <pid>`) but not after exit 0;
+/// always restarts after exit 0; never does not restart.
+#[test]
+fn s6_restart_policies() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("s6-policy");
+    installed(
+        &c,
+        "pol",
+        r#"
+version: "1"
+name: pol
+services:
+  onfail:
+    execute: {type: shell, command: sleep infinity}
+    policy: {restart: on-failure, restart_delay: 100ms}
+  onfail-clean:
+    execute: {type: shell, command: "sh -c 'while [ ! -e /run/exit-now ]; do sleep 0.02; done'"}
+    policy: {restart: on-failure, restart_delay: 100ms}
+  always:
+    execute: {type: shell, command: "sh -c 'while [ ! -e /run/exit-now ]; do sleep 0.02; done'"}
+    policy: {restart: always, restart_delay: 100ms}
+  never:
+    execute: {type: shell, command: sleep infinity}
+"#,
+        "--now",
+    );
+    for s in ["onfail", "onfail-clean", "always", "never"] {
+        c.wait_state(&unit("pol", s), "active/running", T);
+    }
+    // A stray SIGTERM counts as a failure for on-failure.
+    let u = unit("pol", "onfail");
+    let old = kill(&c, &u);
+    c.wait_for("onfail restarted", T, || {
+        c.num(&u, "NRestarts") == 1 && c.state(&u) == "active/running"
+    });
+    assert_ne!(c.num(&u, "MainPID"), old);
+    // never: a kill stops it for good.
+    let n = unit("pol", "never");
+    kill(&c, &n);
+    c.wait_for("never to stop", T, || !c.state(&n).starts_with("active"));
+    assert_eq!(
+        c.state(&n),
+        "inactive/dead",
+        "SIGTERM is a clean stop for systemd; never means no restart"
+    );
+    assert_eq!(c.num(&n, "NRestarts"), 0);
+    // Exit 0: on-failure is done (inactive/dead, no restart scheduled), always restarts.
+    let clean = unit("pol", "onfail-clean");
+    let always = unit("pol", "always");
+    let always_pid = c.num(&always, "MainPID");
+    c.ok("touch /run/exit-now");
+    c.wait_for("onfail-clean to exit", T, || {
+        c.prop(&clean, "ActiveState") != "active"
+    });
+    // A scheduled restart shows as activating/auto-restart at once; inactive/dead
+    // with Result=success means none is coming.
+    assert_eq!(c.state(&clean), "inactive/dead");
+    assert_eq!(c.prop(&clean, "Result"), "success");
+    assert_eq!(c.num(&clean, "NRestarts"), 0);
+    c.wait_for("always to restart after exit 0", T, || {
+        c.num(&always, "NRestarts") >= 1
+    });
+    c.ok("rm /run/exit-now");
+    c.wait_state(&always, "active/running", T);
+    assert_ne!(c.num(&always, "MainPID"), always_pid);
+}
+
+/// S6: restart_delay is honoured between exit and restart.
+#[test]
+fn s6_restart_delay_is_honoured() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("s6-delay");
+    installed(
+        &c,
+        "dl",
+        r#"
+version: "1"
+name: dl
+services:
+  slow:
+    execute: {type: shell, command: sleep infinity}
+    policy: {restart: on-failure, restart_delay: 700ms}
+"#,
+        "--now",
+    );
+    let u = unit("dl", "slow");
+    c.wait_state(&u, "active/running", T);
+    kill(&c, &u);
+    c.wait_for("restart", T, || {
+        c.num(&u, "NRestarts") == 1 && c.state(&u) == "active/running"
+    });
+    // ActiveExitTimestamp is when the killed run left `active`; the new run has not
+    // left it yet, so the value is still the kill's.
+    let exited = c.num(&u, "ActiveExitTimestampMonotonic");
+    let restarted = c.num(&u, "ExecMainStartTimestampMonotonic");
+    let gap = restarted - exited;
+    eprintln!("MEASURE exit_to_restart_us={gap} (restart_delay=700ms)");
+    assert!(
+        gap >= 700_000,
+        "restarted after {gap} µs, before restart_delay"
+    );
+    assert!(
+        gap < 1_700_000,
+        "restarted {gap} µs after exit: far beyond restart_delay"
+    );
+}
+
+/// S6: stop_timeout: a service that ignores SIGTERM is SIGKILLed after it, with its
+/// grandchildren (even one in its own session).
+#[test]
+fn s6_stop_timeout_kills_the_whole_tree() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("s6-stop");
+    c.write(
+        "/root/stubborn.py",
+        r#"import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        open("/run/grandchild.pid", "w").write(str(os.getpid()))
+        while True:
+            time.sleep(1)
+    while True:
+        time.sleep(1)
+while True:
+    time.sleep(1)
+"#,
+    );
+    installed(
+        &c,
+        "st",
+        r#"
+version: "1"
+name: st
+services:
+  stubborn:
+    execute: {type: shell, command: python3 /root/stubborn.py}
+    policy: {restart: on-failure, stop_timeout: 1s}
+"#,
+        "--now",
+    );
+    let u = unit("st", "stubborn");
+    c.wait_state(&u, "active/running", T);
+    c.wait_for("grandchild pid file", T, || {
+        c.path("/run/grandchild.pid").exists()
+    });
+    let gc: u32 = std::fs::read_to_string(c.path("/run/grandchild.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(c.alive(gc));
+    let t0 = now_us();
+    let _ = c.sh(&format!("systemctl stop {u}"));
+    let took = now_us() - t0;
+    assert!(!c.alive(gc), "grandchild survived the stop");
+    assert!(c.cgroup_pids("krill.slice/krill-st.slice").is_empty());
+    assert_eq!(
+        c.prop(&u, "Result"),
+        "timeout",
+        "SIGKILL came from the stop timeout"
+    );
+    assert!(
+        took >= 1_000_000,
+        "stop returned after {took} µs, before stop_timeout"
+    );
+    assert_eq!(c.num(&u, "NRestarts"), 0, "an explicit stop never restarts");
+}
+
+/// S3: a dependency's automatic restart leaves its dependents running, same PIDs.
+#[test]
+fn s3_dependency_restart_leaves_dependents_running() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("s3");
+    installed(
+        &c,
+        "s3",
+        r#"
+version: "1"
+name: s3
+services:
+  driver:
+    execute: {type: shell, command: sleep infinity}
+    policy: {restart: always, restart_delay: 100ms}
+  slam:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [driver]
+  planner:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [slam]
+"#,
+        "--now",
+    );
+    let (d, s, p) = (
+        unit("s3", "driver"),
+        unit("s3", "slam"),
+        unit("s3", "planner"),
+    );
+    for u in [&d, &s, &p] {
+        c.wait_state(u, "active/running", T);
+    }
+    let before: Vec<(u64, String)> = [&s, &p]
+        .iter()
+        .map(|u| (c.num(u, "MainPID"), c.prop(u, "InvocationID")))
+        .collect();
+    for round in 1..=3 {
+        kill(&c, &d);
+        c.wait_for("driver restarted", T, || {
+            c.num(&d, "NRestarts") == round && c.state(&d) == "active/running"
+        });
+    }
+    let after: Vec<(u64, String)> = [&s, &p]
+        .iter()
+        .map(|u| (c.num(u, "MainPID"), c.prop(u, "InvocationID")))
+        .collect();
+    assert_eq!(before, after, "dependents were restarted");
+    for u in [&s, &p] {
+        assert_eq!(c.state(u), "active/running");
+        assert_eq!(c.num(u, "NRestarts"), 0);
+    }
+}
+
+/// S4: a dependency that fails for good stops all transitive dependents; a critical
+/// dependent stopped by the cascade does not count as failed (no emergency stop).
+#[test]
+fn s4_failure_for_good_cascades_to_transitive_dependents() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("s4");
+    installed(
+        &c,
+        "s4",
+        r#"
+version: "1"
+name: s4
+services:
+  lidar:
+    execute: {type: shell, command: sleep infinity}
+    policy: {restart: on-failure, max_restarts: 1, restart_delay: 100ms}
+  slam:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [lidar]
+  nav:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [slam]
+    critical: true
+  camera:
+    execute: {type: shell, command: sleep infinity}
+"#,
+        "--now",
+    );
+    let [l, s, n, cam] = ["lidar", "slam", "nav", "camera"].map(|x| unit("s4", x));
+    for u in [&l, &s, &n, &cam] {
+        c.wait_state(u, "active/running", T);
+    }
+    kill(&c, &l);
+    c.wait_for("lidar restarted once", T, || {
+        c.num(&l, "NRestarts") == 1 && c.state(&l) == "active/running"
+    });
+    kill(&c, &l);
+    c.wait_state(&l, "failed/failed", T);
+    c.wait_state(&s, "inactive/dead", T);
+    c.wait_state(&n, "inactive/dead", T);
+    assert_eq!(
+        c.state(&cam),
+        "active/running",
+        "an unrelated service keeps running"
+    );
+    assert_eq!(
+        c.prop("krill-s4.target", "ActiveState"),
+        "active",
+        "no emergency stop"
+    );
+    assert!(
+        !c.path("/run/krill/estop/s4").exists(),
+        "no emergency stop recorded"
+    );
+    let log = c.journal("-u krill-s4-lidar-onfailure.service");
+    assert!(log.contains("stopped its dependents"), "{log}");
+    let status = c.ok("krill status s4");
+    assert!(
+        status.contains("dependency krill-s4-lidar.service failed for good"),
+        "{status}"
+    );
+}
+
+/// S5: a critical service that fails for good stops every process of the workspace,
+/// dependents before dependencies, and the reason is logged and shown in status.
+#[test]
+fn s5_critical_failure_is_an_emergency_stop() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("s5");
+    c.write(
+        "/root/forker.py",
+        r#"import os, subprocess, time
+subprocess.Popen(["sleep", "infinity"], start_new_session=True)
+while True:
+    time.sleep(1)
+"#,
+    );
+    let mut recipe = String::from("version: \"1\"\nname: s5\nservices:\n  base:\n    execute: {type: shell, command: python3 /root/forker.py}\n");
+    for i in 1..=8 {
+        let dep = if i == 1 {
+            "base".to_owned()
+        } else {
+            format!("w{}", i - 1)
+        };
+        recipe.push_str(&format!("  w{i}:\n    execute: {{type: shell, command: python3 /root/forker.py}}\n    dependencies: [{dep}]\n"));
+    }
+    recipe.push_str("  brain:\n    execute: {type: shell, command: \"sh -c 'while [ ! -e /run/fail-now ]; do sleep 0.01; done; exit 7'\"}\n    dependencies: [base]\n    critical: true\n");
+    installed(&c, "s5", &recipe, "--now");
+    let all: Vec<String> = std::iter::once("base".to_owned())
+        .chain((1..=8).map(|i| format!("w{i}")))
+        .map(|s| unit("s5", &s))
+        .collect();
+    for u in &all {
+        c.wait_state(u, "active/running", T);
+    }
+    c.wait_state(&unit("s5", "brain"), "active/running", T);
+    let slice = "krill.slice/krill-s5.slice";
+    let procs = c.cgroup_pids(slice);
+    assert!(
+        procs.len() >= 19,
+        "10 services with grandchildren: {procs:?}"
+    );
+    c.ok("touch /run/fail-now");
+    // Poll the cgroup tree directly (cheap) at 1 ms to time the stop.
+    let deadline = now_us() + T.as_micros() as u64;
+    let gone_at = loop {
+        if c.cgroup_pids(slice).is_empty() {
+            break now_us();
+        }
+        assert!(
+            now_us() < deadline,
+            "processes left: {:?}",
+            c.cgroup_pids(slice)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    c.wait_state(&unit("s5", "brain"), "failed/failed", T);
+    let failed_at = c.num(&unit("s5", "brain"), "ExecMainExitTimestampMonotonic");
+    eprintln!(
+        "MEASURE estop_failure_to_all_gone_ms={:.1}",
+        (gone_at - failed_at) as f64 / 1000.0
+    );
+    for p in procs {
+        assert!(!c.alive(p), "pid {p} survived the emergency stop");
+    }
+    // Dependents stopped before their dependencies.
+    let stopped = |u: &str| c.num(u, "InactiveEnterTimestampMonotonic");
+    for w in all.windows(2) {
+        assert!(
+            stopped(&w[1]) <= stopped(&w[0]),
+            "{} stopped after its dependency {}",
+            w[1],
+            w[0]
+        );
+    }
+    assert_eq!(c.prop("krill-s5.target", "ActiveState"), "inactive");
+    let log = c.journal("-u krill-s5-brain-onfailure.service");
+    assert!(
+        log.contains("EMERGENCY STOP: critical service krill-s5-brain.service failed for good"),
+        "{log}"
+    );
+    let status = c.ok("krill status s5");
+    assert!(
+        status.contains("EMERGENCY STOP: critical service krill-s5-brain.service failed"),
+        "{status}"
+    );
+}
+
+/// The seed's Try-It table (000), with shell services and `started` dependencies.
+/// Delays are shortened from 5 s to 200 ms to keep the test quick.
+#[test]
+fn seed_try_it_table_with_started_dependencies() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("tryit");
+    installed(
+        &c,
+        "tryit",
+        r#"
+version: "1"
+name: tryit
+services:
+  data-processor:
+    execute: {type: shell, command: sleep infinity}
+    policy: {restart: always, restart_delay: 200ms}
+  data-analyzer:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [data-processor]
+    policy: {restart: on-failure, max_restarts: 3, restart_delay: 200ms}
+  decision-controller:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [data-processor, data-analyzer]
+    critical: true
+    policy: {restart: on-failure, max_restarts: 3, restart_delay: 200ms}
+"#,
+        "--now",
+    );
+    let [p, a, d] =
+        ["data-processor", "data-analyzer", "decision-controller"].map(|s| unit("tryit", s));
+    for u in [&p, &a, &d] {
+        c.wait_state(u, "active/running", T);
+    }
+    // Kill processor: restarts immediately, dependents keep running.
+    let pids = (c.num(&a, "MainPID"), c.num(&d, "MainPID"));
+    kill(&c, &p);
+    c.wait_for("processor restarted", T, || {
+        c.num(&p, "NRestarts") == 1 && c.state(&p) == "active/running"
+    });
+    assert_eq!((c.num(&a, "MainPID"), c.num(&d, "MainPID")), pids);
+    // Kill analyzer: restarts up to 3 times, then the controller stops.
+    for i in 1..=3 {
+        kill(&c, &a);
+        c.wait_for("analyzer restarted", T, || {
+            c.num(&a, "NRestarts") == i && c.state(&a) == "active/running"
+        });
+    }
+    kill(&c, &a);
+    c.wait_state(&a, "failed/failed", T);
+    c.wait_state(&d, "inactive/dead", T);
+    assert_eq!(
+        c.state(&p),
+        "active/running",
+        "processor is not a dependent"
+    );
+    assert_eq!(
+        c.prop("krill-tryit.target", "ActiveState"),
+        "active",
+        "a cascade is no emergency stop"
+    );
+    // Kill controller 3+ times: emergency stop, all services shut down.
+    c.ok("krill restart tryit");
+    for u in [&p, &a, &d] {
+        c.wait_state(u, "active/running", T);
+    }
+    for i in 1..=3 {
+        kill(&c, &d);
+        c.wait_for("controller restarted", T, || {
+            c.num(&d, "NRestarts") == i && c.state(&d) == "active/running"
+        });
+    }
+    kill(&c, &d);
+    c.wait_state(&d, "failed/failed", T);
+    c.wait_state(&p, "inactive/dead", T);
+    c.wait_state(&a, "inactive/dead", T);
+    assert!(c.cgroup_pids("krill.slice/krill-tryit.slice").is_empty());
+}
