@@ -34,7 +34,6 @@ pub enum Outcome {
     Cascaded(Vec<String>),
     EmergencyStop {
         reason: String,
-        cascaded: Vec<String>,
     },
 }
 
@@ -45,18 +44,17 @@ fn workspace_of(target: &str) -> &str {
         .unwrap_or(target)
 }
 
-/// Runs the handler against the live systemd.
+/// Runs the handler against the live systemd. Costs two or three `systemctl` calls,
+/// because an emergency stop is only as fast as its slowest step.
 pub fn handle(req: &Request) -> Result<Outcome, systemctl::Error> {
-    let st = systemctl::show(
-        &req.unit,
-        &[
-            "ActiveState",
-            "InvocationID",
-            "Result",
-            "ExecMainStatus",
-            "NRestarts",
-        ],
+    let both = systemctl::show_many(
+        &[req.unit.clone(), req.target.clone()],
+        &["ActiveState", "InvocationID", "Result", "ExecMainStatus", "NRestarts"],
     )?;
+    let (st, tst) = match both.as_slice() {
+        [a, b] => (a, b),
+        _ => return Ok(Outcome::NotFinal("unknown".into())),
+    };
     let get = |k: &str| st.get(k).map(String::as_str).unwrap_or("");
     if get("ActiveState") != "failed" {
         return Ok(Outcome::NotFinal(get("ActiveState").to_owned()));
@@ -69,12 +67,9 @@ pub fn handle(req: &Request) -> Result<Outcome, systemctl::Error> {
     if let Some(rec) = state::read("cascade", &req.unit) {
         let mut lines = rec.lines();
         if lines.next() == Some(inv) {
-            return Ok(Outcome::StoppedByKrill(
-                lines.next().unwrap_or("").to_owned(),
-            ));
+            return Ok(Outcome::StoppedByKrill(lines.next().unwrap_or("").to_owned()));
         }
     }
-    let tst = systemctl::show(&req.target, &["ActiveState"])?;
     if tst.get("ActiveState").map(String::as_str) != Some("active") {
         return Ok(Outcome::WorkspaceStopping);
     }
@@ -85,8 +80,8 @@ pub fn handle(req: &Request) -> Result<Outcome, systemctl::Error> {
         get("ExecMainStatus"),
         get("NRestarts")
     );
-    let cascaded = cascade(&req.stop, &format!("dependency {why}"))?;
     if req.critical {
+        // Everything stops with the target; the cascade would only add latency.
         let ws = workspace_of(&req.target);
         let reason = format!("critical service {why}");
         let now = std::time::SystemTime::now()
@@ -94,20 +89,21 @@ pub fn handle(req: &Request) -> Result<Outcome, systemctl::Error> {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let _ = state::write("estop", ws, &format!("{now}\n{reason}\n"));
-        emergency_stop(&req.target, &reason)?;
-        return Ok(Outcome::EmergencyStop { reason, cascaded });
+        emergency_stop(&req.target)?;
+        return Ok(Outcome::EmergencyStop { reason });
     }
+    let cascaded = cascade(&req.stop, &format!("dependency {why}"))?;
     Ok(Outcome::Cascaded(cascaded))
 }
 
-/// Marks and stops `units` (those not already inactive). Returns the units stopped.
+/// Marks and stops `units`. Returns those that were not already inactive.
 pub fn cascade(units: &[String], reason: &str) -> Result<Vec<String>, systemctl::Error> {
     if units.is_empty() {
         return Ok(vec![]);
     }
+    let states = systemctl::show_many(units, &["ActiveState", "InvocationID"])?;
     let mut stopped = Vec::new();
-    for u in units {
-        let st = systemctl::show(u, &["ActiveState", "InvocationID"])?;
+    for (u, st) in units.iter().zip(&states) {
         if let Some(inv) = st.get("InvocationID").filter(|i| !i.is_empty()) {
             let _ = state::write("cascade", u, &format!("{inv}\n{reason}\n"));
         }
@@ -121,22 +117,11 @@ pub fn cascade(units: &[String], reason: &str) -> Result<Vec<String>, systemctl:
     Ok(stopped)
 }
 
-/// Stops every member of the workspace target at once.
-pub fn emergency_stop(target: &str, reason: &str) -> Result<(), systemctl::Error> {
-    // The members' InvocationIDs are marked so that members which then fail while
-    // stopping (e.g. killed after stop_timeout) are not escalated.
-    let members = systemctl::show(target, &["Wants"])?;
-    for u in members
-        .get("Wants")
-        .map(|w| w.split_whitespace().collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        if let Ok(st) = systemctl::show(u, &["InvocationID"]) {
-            if let Some(inv) = st.get("InvocationID").filter(|i| !i.is_empty()) {
-                let _ = state::write("cascade", u, &format!("{inv}\nemergency stop: {reason}\n"));
-            }
-        }
-    }
+/// Stops every member of the workspace at once: all are `PartOf=` the target, and
+/// `After=` ordering makes dependents stop first. Members that then fail while
+/// stopping (SIGKILL after stop_timeout) are not escalated: their handlers find the
+/// target no longer active.
+pub fn emergency_stop(target: &str) -> Result<(), systemctl::Error> {
     systemctl::run(&["stop", "--no-block", "--", target])?;
     Ok(())
 }

@@ -208,7 +208,7 @@ fn run(cli: Cli) -> Result<u8, String> {
                     .unwrap_or(0);
                 let _ =
                     krill_ctl::state::write("estop", p.workspace(), &format!("{now}\n{reason}\n"));
-                failure::emergency_stop(&p.target, &reason).map_err(|e| e.to_string())?;
+                failure::emergency_stop(&p.target).map_err(|e| e.to_string())?;
                 println!("emergency stop of workspace {}: {reason}", p.workspace());
             }
             Ok(0)
@@ -290,11 +290,8 @@ fn run(cli: Cli) -> Result<u8, String> {
                         v.join(" ")
                     }
                 ),
-                failure::Outcome::EmergencyStop { reason, cascaded } => {
-                    println!(
-                        "EMERGENCY STOP: {reason}; stopping the workspace (dependents first: {})",
-                        cascaded.join(" ")
-                    )
+                failure::Outcome::EmergencyStop { reason } => {
+                    println!("EMERGENCY STOP: {reason}; stopping the workspace")
                 }
             }
             Ok(0)

@@ -39,6 +39,22 @@ pub fn show(unit: &str, props: &[&str]) -> Result<BTreeMap<String, String>, Erro
     Ok(parse_show(&run(&args)?))
 }
 
+/// `systemctl show` of several units in one call; one map per unit, in order.
+pub fn show_many(units: &[String], props: &[&str]) -> Result<Vec<BTreeMap<String, String>>, Error> {
+    if units.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut args = vec!["show".to_owned()];
+    for p in props {
+        args.push(format!("--property={p}"));
+    }
+    args.push("--".into());
+    args.extend(units.iter().cloned());
+    let text = run(&args)?;
+    // systemctl separates units with an empty line.
+    Ok(text.split("\n\n").map(parse_show).take(units.len()).collect())
+}
+
 /// Parses `key=value` lines.
 pub fn parse_show(text: &str) -> BTreeMap<String, String> {
     text.lines()
@@ -55,5 +71,11 @@ mod tests {
         assert_eq!(m["ActiveState"], "failed");
         assert_eq!(m["Result"], "exit-code");
         assert_eq!(m["StatusText"], "a=b");
+    }
+
+    #[test]
+    fn splits_multi_unit_output() {
+        let blocks: Vec<_> = "A=1\nB=2\n\nA=3\nB=4\n".split("\n\n").map(super::parse_show).collect();
+        assert_eq!(blocks[1]["A"], "3");
     }
 }

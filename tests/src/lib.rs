@@ -32,11 +32,11 @@ fn cache_dir() -> PathBuf {
 }
 
 /// Directory of the binaries under test (`KRILL_E2E_BINDIR`, default
-/// `target/debug`).
+/// `target/release`).
 pub fn bindir() -> PathBuf {
     std::env::var_os("KRILL_E2E_BINDIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/debug"))
+        .unwrap_or_else(|| repo().join("target/release"))
 }
 
 fn have(cmd: &str) -> bool {
@@ -70,7 +70,7 @@ fn missing_prerequisite() -> Option<String> {
     for b in ["krill-gen", "krill-ctl"] {
         if !bindir().join(b).exists() {
             return Some(format!(
-                "{} is not built: run `cargo build --workspace --bins` first",
+                "{} is not built: run `cargo build --release --workspace --bins` first",
                 bindir().join(b).display()
             ));
         }
@@ -121,7 +121,7 @@ fn check_fresh_binaries() {
         for s in srcs {
             assert!(
                 newest(&repo().join(s)) <= built,
-                "{bin} is older than {s}: run `cargo build --workspace --bins` before the e2e tests"
+                "{bin} is older than {s}: run `cargo build --workspace --bins` before the e2e tests (or set KRILL_E2E_BINDIR)"
             );
         }
     }
