@@ -18,10 +18,10 @@ use crate::{state, systemctl};
 /// What the handler was asked to do.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The failed service unit.
     pub unit: String,
-    pub target: String,
+    /// Emergency stop (`krill-estop@`) rather than cascade (`krill-cascade@`).
     pub critical: bool,
-    pub stop: Vec<String>,
 }
 
 /// What the handler decided.
@@ -32,9 +32,7 @@ pub enum Outcome {
     StoppedByKrill(String),
     WorkspaceStopping,
     Cascaded(Vec<String>),
-    EmergencyStop {
-        reason: String,
-    },
+    EmergencyStop { reason: String },
 }
 
 fn workspace_of(target: &str) -> &str {
@@ -47,15 +45,24 @@ fn workspace_of(target: &str) -> &str {
 /// Runs the handler against the live systemd. Costs two or three `systemctl` calls,
 /// because an emergency stop is only as fast as its slowest step.
 pub fn handle(req: &Request) -> Result<Outcome, systemctl::Error> {
-    let both = systemctl::show_many(
-        &[req.unit.clone(), req.target.clone()],
-        &["ActiveState", "InvocationID", "Result", "ExecMainStatus", "NRestarts"],
+    let st = systemctl::show(
+        &req.unit,
+        &[
+            "ActiveState",
+            "InvocationID",
+            "Result",
+            "ExecMainStatus",
+            "NRestarts",
+            "PartOf",
+        ],
     )?;
-    let (st, tst) = match both.as_slice() {
-        [a, b] => (a, b),
-        _ => return Ok(Outcome::NotFinal("unknown".into())),
-    };
     let get = |k: &str| st.get(k).map(String::as_str).unwrap_or("");
+    // The workspace target is the unit's PartOf= (krill-W.target).
+    let target = get("PartOf")
+        .split_whitespace()
+        .find(|u| u.starts_with("krill-") && u.ends_with(".target"))
+        .unwrap_or("")
+        .to_owned();
     if get("ActiveState") != "failed" {
         return Ok(Outcome::NotFinal(get("ActiveState").to_owned()));
     }
@@ -67,9 +74,12 @@ pub fn handle(req: &Request) -> Result<Outcome, systemctl::Error> {
     if let Some(rec) = state::read("cascade", &req.unit) {
         let mut lines = rec.lines();
         if lines.next() == Some(inv) {
-            return Ok(Outcome::StoppedByKrill(lines.next().unwrap_or("").to_owned()));
+            return Ok(Outcome::StoppedByKrill(
+                lines.next().unwrap_or("").to_owned(),
+            ));
         }
     }
+    let tst = systemctl::show(&target, &["ActiveState"])?;
     if tst.get("ActiveState").map(String::as_str) != Some("active") {
         return Ok(Outcome::WorkspaceStopping);
     }
@@ -82,18 +92,56 @@ pub fn handle(req: &Request) -> Result<Outcome, systemctl::Error> {
     );
     if req.critical {
         // Everything stops with the target; the cascade would only add latency.
-        let ws = workspace_of(&req.target);
+        let ws = workspace_of(&target);
         let reason = format!("critical service {why}");
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let _ = state::write("estop", ws, &format!("{now}\n{reason}\n"));
-        emergency_stop(&req.target)?;
+        emergency_stop(&target)?;
         return Ok(Outcome::EmergencyStop { reason });
     }
-    let cascaded = cascade(&req.stop, &format!("dependency {why}"))?;
+    let stop = dependents_in_systemd(&req.unit)?;
+    let cascaded = cascade(&stop, &format!("dependency {why}"))?;
     Ok(Outcome::Cascaded(cascaded))
+}
+
+/// The gates of `unit` and, transitively, every service that waits on such a gate,
+/// with its own gates: read from systemd's loaded units (gate `RequiredBy=`), one
+/// `systemctl show` per DAG level. Gates of `krill-W-S.service` are
+/// `krill-started@krill-W-S.service` and `krill-healthy@krill-W-S.service`.
+pub fn dependents_in_systemd(unit: &str) -> Result<Vec<String>, systemctl::Error> {
+    let gates_of = |u: &str| {
+        let stem = u.strip_suffix(".service").unwrap_or(u);
+        ["started", "healthy"].map(|c| format!("krill-{c}@{stem}.service"))
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::BTreeSet::from([unit.to_owned()]);
+    let mut frontier = vec![unit.to_owned()];
+    while !frontier.is_empty() {
+        let gates: Vec<String> = frontier.iter().flat_map(|u| gates_of(u)).collect();
+        let info = systemctl::show_many(&gates, &["LoadState", "RequiredBy"])?;
+        let mut next = Vec::new();
+        for (g, st) in gates.iter().zip(&info) {
+            if st.get("LoadState").map(String::as_str) != Some("loaded") {
+                continue;
+            }
+            out.push(g.clone());
+            for d in st
+                .get("RequiredBy")
+                .map(|r| r.split_whitespace().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
+                if d.ends_with(".service") && seen.insert(d.to_owned()) {
+                    next.push(d.to_owned());
+                }
+            }
+        }
+        out.extend(next.iter().cloned());
+        frontier = next;
+    }
+    Ok(out)
 }
 
 /// Marks and stops `units`. Returns those that were not already inactive.

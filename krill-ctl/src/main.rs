@@ -66,11 +66,7 @@ enum Cmd {
     #[command(hide = true, name = "on-failure")]
     OnFailure {
         #[arg(long)]
-        target: String,
-        #[arg(long)]
         critical: bool,
-        #[arg(long)]
-        stop: Vec<String>,
         unit: String,
     },
     /// (used by gpu services' ExecStartPre=) Fail unless a GPU is usable.
@@ -256,17 +252,10 @@ fn run(cli: Cli) -> Result<u8, String> {
                 }
             }
         }
-        Cmd::OnFailure {
-            target,
-            critical,
-            stop,
-            unit,
-        } => {
+        Cmd::OnFailure { critical, unit } => {
             let out = failure::handle(&failure::Request {
                 unit: unit.clone(),
-                target,
                 critical,
-                stop,
             })
             .map_err(|e| e.to_string())?;
             match out {

@@ -52,7 +52,11 @@ pub fn show_many(units: &[String], props: &[&str]) -> Result<Vec<BTreeMap<String
     args.extend(units.iter().cloned());
     let text = run(&args)?;
     // systemctl separates units with an empty line.
-    Ok(text.split("\n\n").map(parse_show).take(units.len()).collect())
+    Ok(text
+        .split("\n\n")
+        .map(parse_show)
+        .take(units.len())
+        .collect())
 }
 
 /// Parses `key=value` lines.
@@ -75,7 +79,10 @@ mod tests {
 
     #[test]
     fn splits_multi_unit_output() {
-        let blocks: Vec<_> = "A=1\nB=2\n\nA=3\nB=4\n".split("\n\n").map(super::parse_show).collect();
+        let blocks: Vec<_> = "A=1\nB=2\n\nA=3\nB=4\n"
+            .split("\n\n")
+            .map(super::parse_show)
+            .collect();
         assert_eq!(blocks[1]["A"], "3");
     }
 }

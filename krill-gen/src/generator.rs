@@ -127,13 +127,35 @@ pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<
     std::fs::rename(&tmp, dir.join(name))
 }
 
-/// Writes a plan's units into `dir`, plus its boot-start link if `enabled`.
+/// Writes a plan's units into `dir`, plus its boot-start link if `enabled`. Files are
+/// written on all cores (a 1000-service recipe is ~3700 files).
 pub fn write_units(dir: &Path, units: &[Unit], target: &str, enabled: bool) -> std::io::Result<()> {
-    for u in units {
-        write_atomic(dir, &u.name, u.contents.as_bytes()).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{}: {e}", dir.join(&u.name).display()))
-        })?;
-    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = units.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = units
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    for u in part {
+                        write_atomic(dir, &u.name, u.contents.as_bytes()).map_err(|e| {
+                            std::io::Error::new(
+                                e.kind(),
+                                format!("{}: {e}", dir.join(&u.name).display()),
+                            )
+                        })?;
+                    }
+                    Ok::<(), std::io::Error>(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked")))
+        })
+    })?;
     if enabled {
         let wants = dir.join("multi-user.target.wants");
         std::fs::create_dir_all(&wants)

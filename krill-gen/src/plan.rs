@@ -1,22 +1,34 @@
 //! Layer 3: the plan. From a validated [`Recipe`] it derives the DAG (petgraph), the
-//! name of every unit, the gates that implement dependency conditions, and what a
-//! failure handler must stop.
+//! name of every unit, the gates that implement dependency conditions, and the
+//! failure handler of each service.
 //!
-//! # Unit names
-//! For workspace `W` and service `S`:
+//! # Units
+//! For workspace `W` and service `S`, krill-gen writes only three kinds of file:
 //!
 //! | unit | purpose |
 //! |---|---|
 //! | `krill-W.target` | the workspace: wants every service; stopping it stops all (estop) |
 //! | `krill-W.slice` (dashes in `W` escaped) | cgroup of all the workspace's processes |
 //! | `krill-W-S.service` | the service itself |
-//! | `krill-W-S-started.service` | gate: passes once `S` was spawned successfully |
-//! | `krill-W-S-healthy.service` | gate: passes once `S` passed its health check |
-//! | `krill-W-S-onfailure.service` | `OnFailure=` handler: cascade and emergency stop |
 //!
-//! Dashes make names readable (`systemctl status krill-robot-lidar`) but ambiguous in
-//! theory, so [`Plan::new`] rejects recipes whose names collide and
-//! [`check_conflicts`] does the same across recipes.
+//! Gates and failure handlers are instances of static templates shipped in `units/`,
+//! named after the service unit they are about:
+//!
+//! | instance | purpose |
+//! |---|---|
+//! | `krill-started@krill-W-S.service` | gate: passes once `S` was spawned successfully |
+//! | `krill-healthy@krill-W-S.service` | gate: passes once `S` passed its health check |
+//! | `krill-cascade@krill-W-S.service` | `OnFailure=` of `S`: stop its dependents (S4) |
+//! | `krill-estop@krill-W-S.service` | `OnFailure=` of a critical `S`: emergency stop (S5) |
+//!
+//! The handlers are not given the list of dependents: they walk systemd's loaded
+//! graph (gate → `RequiredBy=`) at failure time, so they always match what systemd
+//! has loaded.
+//!
+//! Names within one recipe cannot collide (service names are unique and have no
+//! `@`). Dashes make names readable (`systemctl status krill-robot-lidar`) but allow
+//! collisions *across* workspaces (`a-b`/`c` and `a`/`b-c`), which
+//! [`check_conflicts`] rejects.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,11 +53,14 @@ pub mod names {
     pub fn service(ws: &str, s: &str) -> String {
         format!("krill-{ws}-{s}.service")
     }
+    /// The gate instance for `c` on service `s`.
     pub fn gate(ws: &str, s: &str, c: Condition) -> String {
-        format!("krill-{ws}-{s}-{}.service", c.as_str())
+        format!("krill-{}@krill-{ws}-{s}.service", c.as_str())
     }
-    pub fn on_failure(ws: &str, s: &str) -> String {
-        format!("krill-{ws}-{s}-onfailure.service")
+    /// The failure handler instance of service `s`.
+    pub fn on_failure(ws: &str, s: &str, critical: bool) -> String {
+        let kind = if critical { "estop" } else { "cascade" };
+        format!("krill-{kind}@krill-{ws}-{s}.service")
     }
 }
 
@@ -56,12 +71,15 @@ pub struct PlannedService {
     pub unit: String,
     /// Gates this service waits on (`Requires=` + `After=`), in dependency order.
     pub waits_on: Vec<String>,
-    /// Gates of this service that some dependent needs, by condition.
+    /// Units of its dependencies (`After=`): stop order, dependents first, also when
+    /// the gates in between are not part of a stop.
+    pub after: Vec<String>,
+    /// Gates on this service that some dependent waits on, by condition.
     pub gates: BTreeMap<Condition, String>,
-    /// Every service that depends on this one, directly or not, in stop order
-    /// (dependents first).
-    pub transitive_dependents: Vec<String>,
-    /// The `OnFailure=` handler, present when the service is critical or has dependents.
+    /// Services that depend directly on this one.
+    pub dependents: Vec<String>,
+    /// The `OnFailure=` handler: `krill-estop@` for a critical service,
+    /// `krill-cascade@` for one with dependents, none otherwise.
     pub on_failure: Option<String>,
     /// DAG layer: 0 for services without dependencies.
     pub layer: usize,
@@ -79,7 +97,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Builds the plan. Fails if two units would get the same name.
+    /// Builds the plan.
     pub fn new(recipe: Recipe) -> Result<Plan, RecipeError> {
         let ws = recipe.name.clone();
         // Edges point from a dependency to its dependent (start order).
@@ -139,25 +157,26 @@ impl Plan {
                 .iter()
                 .map(|d| names::gate(&ws, &d.name, d.condition))
                 .collect();
-            // Everything reachable from n along start edges, stopped deepest first.
-            let mut deps = Vec::new();
-            let mut dfs = Dfs::new(&graph, *n);
-            while let Some(m) = dfs.next(&graph) {
-                if m != *n {
-                    deps.push(m);
-                }
-            }
-            deps.sort_by_key(|m| (std::cmp::Reverse(layer[m]), pos_of(&graph[*m])));
-            let transitive_dependents: Vec<String> =
-                deps.iter().map(|m| graph[*m].clone()).collect();
-            let on_failure = (s.critical || !transitive_dependents.is_empty())
-                .then(|| names::on_failure(&ws, &name));
+            let after = s
+                .dependencies
+                .iter()
+                .map(|d| names::service(&ws, &d.name))
+                .collect();
+            let mut dependents: Vec<String> = graph
+                .neighbors_directed(*n, petgraph::Direction::Outgoing)
+                .map(|m| graph[m].clone())
+                .collect();
+            dependents.sort_by_key(|d| pos_of(d));
+            dependents.dedup();
+            let on_failure = (s.critical || !dependents.is_empty())
+                .then(|| names::on_failure(&ws, &name, s.critical));
             services.push(PlannedService {
                 unit: names::service(&ws, &name),
                 name,
                 waits_on,
+                after,
                 gates,
-                transitive_dependents,
+                dependents,
                 on_failure,
                 layer: layer[n],
             });
@@ -170,7 +189,6 @@ impl Plan {
             graph,
             services,
         };
-        plan.check_unique_names()?;
         Ok(plan)
     }
 
@@ -182,65 +200,68 @@ impl Plan {
         self.services.iter().find(|s| s.name == name)
     }
 
-    /// Every unit this plan produces, with the service it belongs to (`None` for the
-    /// workspace's target and slice).
+    /// Every service that depends on `name`, directly or not, deepest first (the
+    /// order to stop them in).
+    pub fn transitive_dependents(&self, name: &str) -> Vec<String> {
+        let Some(start) = self.graph.node_indices().find(|n| self.graph[*n] == name) else {
+            return vec![];
+        };
+        let layer: BTreeMap<&str, usize> = self
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.layer))
+            .collect();
+        let mut out = Vec::new();
+        let mut dfs = Dfs::new(&self.graph, start);
+        while let Some(m) = dfs.next(&self.graph) {
+            if m != start {
+                out.push(self.graph[m].clone());
+            }
+        }
+        out.sort_by_key(|d| {
+            (
+                std::cmp::Reverse(layer[d.as_str()]),
+                self.recipe.services.get_index_of(d),
+            )
+        });
+        out
+    }
+
+    /// Every unit file this plan produces, with the service it belongs to (`None` for
+    /// the workspace's target and slice).
     pub fn unit_names(&self) -> Vec<(String, Option<&str>)> {
         let mut out = vec![(self.target.clone(), None), (self.slice.clone(), None)];
         for s in &self.services {
             out.push((s.unit.clone(), Some(s.name.as_str())));
-            for g in s.gates.values() {
-                out.push((g.clone(), Some(s.name.as_str())));
-            }
-            if let Some(h) = &s.on_failure {
-                out.push((h.clone(), Some(s.name.as_str())));
-            }
         }
         out
     }
 
-    /// Stop list for the failure handler of `s`: its gates, then every transitive
+    /// Every unit of the workspace that systemd may hold state for: files, gate and
+    /// handler instances.
+    pub fn all_units(&self) -> Vec<String> {
+        let mut out = vec![self.target.clone()];
+        for s in &self.services {
+            out.push(s.unit.clone());
+            out.extend(s.gates.values().cloned());
+            out.extend(s.on_failure.iter().cloned());
+        }
+        out
+    }
+
+    /// What stopping `s` by hand must also stop: its gates, then every transitive
     /// dependent and that dependent's gates.
     pub fn cascade_units(&self, s: &PlannedService) -> Vec<String> {
+        let by_name: BTreeMap<&str, &PlannedService> =
+            self.services.iter().map(|p| (p.name.as_str(), p)).collect();
         let mut out: Vec<String> = s.gates.values().cloned().collect();
-        for d in &s.transitive_dependents {
-            if let Some(p) = self.service(d) {
+        for d in self.transitive_dependents(&s.name) {
+            if let Some(p) = by_name.get(d.as_str()) {
                 out.push(p.unit.clone());
                 out.extend(p.gates.values().cloned());
             }
         }
         out
-    }
-
-    fn check_unique_names(&self) -> Result<(), RecipeError> {
-        let mut seen: BTreeMap<String, Option<&str>> = BTreeMap::new();
-        let mut diags = Vec::new();
-        for (unit, owner) in self.unit_names() {
-            if let Some(prev) = seen.get(&unit) {
-                let pos = owner
-                    .and_then(|o| self.recipe.services.get(o))
-                    .map(|s| s.pos)
-                    .unwrap_or_default();
-                diags.push(Diagnostic::new(
-                    pos,
-                    format!("services.{}", owner.unwrap_or("")),
-                    format!(
-                        "unit name {unit} is also produced by {}; rename one of the services",
-                        prev.map(|p| format!("service {p:?}"))
-                            .unwrap_or_else(|| "the workspace".into())
-                    ),
-                ));
-            } else {
-                seen.insert(unit, owner);
-            }
-        }
-        if diags.is_empty() {
-            Ok(())
-        } else {
-            Err(RecipeError::Invalid {
-                file: self.recipe.source.display().to_string(),
-                diagnostics: diags,
-            })
-        }
     }
 }
 

@@ -8,19 +8,13 @@ use minijinja::{context, Environment, Value};
 
 use crate::duration::to_systemd;
 use crate::plan::{Plan, PlannedService};
-use crate::recipe::{Condition, Execute, Restart};
+use crate::recipe::{Execute, Restart};
 
 /// Where `krill-ctl` is installed; the units call it for gates, GPU checks and
 /// failure handling.
 pub const KRILL_CTL: &str = "/usr/bin/krill-ctl";
 /// The heartbeat socket, exported to every service as `KRILL_SOCKET`.
 pub const KRILL_SOCKET: &str = "/run/krill/krill.sock";
-/// How long a dependent waits for a dependency to become healthy before it gives up
-/// (the gate's `TimeoutStartSec=`).
-pub const HEALTHY_START_TIMEOUT: &str = "60s";
-/// How long a dependent waits for a dependency to be spawned. A dependency in
-/// auto-restart counts as not yet started.
-pub const STARTED_START_TIMEOUT: &str = "90s";
 
 /// One rendered unit file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +94,6 @@ fn env() -> &'static Environment<'static> {
         e.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         for (name, src) in [
             ("service", include_str!("../templates/service.j2")),
-            ("gate", include_str!("../templates/gate.j2")),
-            ("onfailure", include_str!("../templates/onfailure.j2")),
             ("target", include_str!("../templates/target.j2")),
             ("slice", include_str!("../templates/slice.j2")),
         ] {
@@ -157,52 +149,6 @@ pub fn render_plan(plan: &Plan) -> Vec<Unit> {
             name: s.unit.clone(),
             contents: render_service(plan, s, &header),
         });
-        for (cond, gate) in &s.gates {
-            let (check, timeout) = match cond {
-                Condition::Started => ("started", STARTED_START_TIMEOUT),
-                Condition::Healthy => ("healthy", HEALTHY_START_TIMEOUT),
-            };
-            units.push(Unit {
-                name: gate.clone(),
-                contents: render(
-                    "gate",
-                    context! {
-                        header => header.as_str(), source => source.as_str(), target => plan.target.as_str(), slice => plan.slice.as_str(), unit => s.unit.as_str(),
-                        description => format!("krill {ws}: wait until {} is {check}", s.name),
-                        exec_start => vec![KRILL_CTL.to_owned(), "gate".into(), check.into(), s.unit.clone()],
-                        timeout,
-                    },
-                ),
-            });
-        }
-        if let Some(h) = &s.on_failure {
-            let svc = &plan.recipe.services[&s.name];
-            let mut argv = vec![
-                KRILL_CTL.to_owned(),
-                "on-failure".into(),
-                "--target".into(),
-                plan.target.clone(),
-            ];
-            if svc.critical {
-                argv.push("--critical".into());
-            }
-            for u in plan.cascade_units(s) {
-                argv.push("--stop".into());
-                argv.push(u);
-            }
-            argv.push(s.unit.clone());
-            units.push(Unit {
-                name: h.clone(),
-                contents: render(
-                    "onfailure",
-                    context! {
-                        header => header.as_str(), source => source.as_str(),
-                        description => format!("krill {ws}: failure handler of {}", s.name),
-                        exec_start => argv,
-                    },
-                ),
-            });
-        }
     }
     units.sort_by(|a, b| a.name.cmp(&b.name));
     units
@@ -372,7 +318,7 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
             header, description,
             source => plan.recipe.source.display().to_string(),
             target => plan.target.as_str(), slice => plan.slice.as_str(),
-            waits_on => s.waits_on.clone(), on_failure => s.on_failure.clone(),
+            waits_on => s.waits_on.clone(), after => s.after.clone(), on_failure => s.on_failure.clone(),
             start_limit_interval => limit_interval, start_limit_burst => limit_burst,
             environment, working_dir => working_dir.display().to_string(),
             exec_start_pre, exec_start => start, exec_stop => stop,

@@ -57,6 +57,20 @@ fn verify(recipe: &Path, scratch: &Path) -> String {
         Path::new("/usr/lib/systemd/system"),
         &root.join("usr/lib/systemd/system"),
     );
+    // krill's static templates (gates, failure handlers), as packaging installs them.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../units");
+    for e in std::fs::read_dir(&shipped).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "service") {
+            std::fs::copy(
+                &p,
+                root.join("usr/lib/systemd/system")
+                    .join(p.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    touch_exe(&root.join("usr/bin/krill-ctl"));
     let units = render_plan(&plan);
     for u in &units {
         std::fs::write(etc.join(&u.name), &u.contents).unwrap();
@@ -80,7 +94,9 @@ fn verify(recipe: &Path, scratch: &Path) -> String {
             }
         }
     }
-    let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+    // Instances of the templates this plan uses, verified with the plan's units.
+    let mut names: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
+    names.extend(plan.all_units().into_iter().filter(|u| u.contains('@')));
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(format!("--root={}", root.display()))

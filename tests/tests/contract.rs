@@ -111,7 +111,7 @@ services:
     c.wait_for("app's start to fail on its dependency", T, || {
         c.prop(&unit("s2", "app"), "ActiveState") != "activating"
             && c.num(&unit("s2", "app"), "ExecMainStartTimestampMonotonic") == 0
-            && c.prop("krill-s2-broken-started.service", "ActiveState") == "failed"
+            && c.prop("krill-started@krill-s2-broken.service", "ActiveState") == "failed"
     });
     assert_eq!(
         c.num(&unit("s2", "app"), "ExecMainStartTimestampMonotonic"),
@@ -119,7 +119,7 @@ services:
         "app never ran"
     );
     assert_eq!(c.prop(&unit("s2", "app"), "ActiveState"), "inactive");
-    let gate_log = c.journal("-u krill-s2-broken-started.service");
+    let gate_log = c.journal("-u krill-started@krill-s2-broken.service");
     assert!(
         gate_log.contains("dependency not met: krill-s2-broken.service is not started"),
         "{gate_log}"
@@ -442,7 +442,7 @@ services:
         !c.path("/run/krill/estop/s4").exists(),
         "no emergency stop recorded"
     );
-    let log = c.journal("-u krill-s4-lidar-onfailure.service");
+    let log = c.journal("-u krill-cascade@krill-s4-lidar.service");
     assert!(log.contains("stopped its dependents"), "{log}");
     let status = c.ok("krill status s4");
     assert!(
@@ -524,7 +524,7 @@ while True:
         );
     }
     assert_eq!(c.prop("krill-s5.target", "ActiveState"), "inactive");
-    let log = c.journal("-u krill-s5-brain-onfailure.service");
+    let log = c.journal("-u krill-estop@krill-s5-brain.service");
     assert!(
         log.contains("EMERGENCY STOP: critical service krill-s5-brain.service failed for good"),
         "{log}"

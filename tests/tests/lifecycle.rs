@@ -18,7 +18,11 @@ services:
 "#;
 
 fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A recipe installed with --enable comes up at boot: reboot the container to prove it.
@@ -30,13 +34,20 @@ fn enabled_workspace_comes_up_at_boot() {
     // The demo workspace from examples/, installed from a copy of the examples dir.
     let demo = krill_e2e::repo().join("examples/demo");
     for f in ["demo.yaml", "services/sensor.py", "services/processor.py"] {
-        c.write(&format!("/opt/demo/{f}"), &std::fs::read_to_string(demo.join(f)).unwrap());
+        c.write(
+            &format!("/opt/demo/{f}"),
+            &std::fs::read_to_string(demo.join(f)).unwrap(),
+        );
     }
     let out = c.sh("krill install /opt/demo/demo.yaml --enable");
     assert!(out.status.success(), "{}", text(&out));
     let out = c.install("/root/robot.yaml", GOOD, "");
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(c.prop("krill-demo.target", "ActiveState"), "inactive", "--enable alone does not start");
+    assert_eq!(
+        c.prop("krill-demo.target", "ActiveState"),
+        "inactive",
+        "--enable alone does not start"
+    );
     c.reboot();
     let booted = now_us();
     for s in ["sensor", "processor", "dashboard"] {
@@ -44,7 +55,12 @@ fn enabled_workspace_comes_up_at_boot() {
     }
     let all_running = ["sensor", "processor", "dashboard"]
         .iter()
-        .map(|s| c.num(&format!("krill-demo-{s}.service"), "ExecMainStartTimestampMonotonic"))
+        .map(|s| {
+            c.num(
+                &format!("krill-demo-{s}.service"),
+                "ExecMainStartTimestampMonotonic",
+            )
+        })
         .max()
         .unwrap();
     // The manager's own start (PID 1 exec'd) in the container.
@@ -62,7 +78,11 @@ fn enabled_workspace_comes_up_at_boot() {
     );
     // The dashboard really serves, from the recipe's own working_dir.
     c.wait_for("dashboard answers", T, || c.sh("python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:8080/sensor.py')\"").status.success());
-    assert_eq!(c.prop("krill-robot.target", "ActiveState"), "inactive", "not enabled, not started");
+    assert_eq!(
+        c.prop("krill-robot.target", "ActiveState"),
+        "inactive",
+        "not enabled, not started"
+    );
     assert_eq!(c.prop("krill-robot-app.service", "LoadState"), "loaded");
 }
 
@@ -74,7 +94,11 @@ fn bad_input_changes_nothing() {
     let c = Container::boot("bad");
     let out = c.install("/root/robot.yaml", GOOD, "--now");
     assert!(out.status.success(), "{}", text(&out));
-    let out = c.install("/root/other.yaml", &GOOD.replace("name: robot", "name: other"), "--now");
+    let out = c.install(
+        "/root/other.yaml",
+        &GOOD.replace("name: robot", "name: other"),
+        "--now",
+    );
     assert!(out.status.success(), "{}", text(&out));
     let app = "krill-robot-app.service";
     c.wait_state(app, "active/running", T);
@@ -83,36 +107,74 @@ fn bad_input_changes_nothing() {
     let installed = std::fs::read_to_string(c.path("/etc/krill/recipes/robot.yaml")).unwrap();
 
     // 1. install refuses a bad recipe of the same workspace, with file:line:column.
-    let bad = GOOD.replace("command: sleep infinity}\n    dependencies", "command: sleep infinity | tee x}\n    dependencies");
+    let bad = GOOD.replace(
+        "command: sleep infinity}\n    dependencies",
+        "command: sleep infinity | tee x}\n    dependencies",
+    );
     let out = c.install("/root/robot-bad.yaml", &bad, "--now");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("/root/robot-bad.yaml:8:5") || text(&out).contains("/root/robot-bad.yaml:8:"), "{}", text(&out));
-    assert!(text(&out).contains("services.app.execute.command: pipe (|)"), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(c.path("/etc/krill/recipes/robot.yaml")).unwrap(), installed);
+    assert!(
+        text(&out).contains("/root/robot-bad.yaml:8:5")
+            || text(&out).contains("/root/robot-bad.yaml:8:"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("services.app.execute.command: pipe (|)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(c.path("/etc/krill/recipes/robot.yaml")).unwrap(),
+        installed
+    );
 
-    // 2. install refuses a recipe whose units collide with another workspace's.
-    let clash = "version: \"1\"\nname: robot-app\nservices:\n  x:\n    execute: {type: shell, command: sleep infinity}\n";
-    let clash = clash.replace("  x:", "  started:");
-    let out = c.install("/root/clash.yaml", &clash.replace("robot-app", "robot-driver"), "");
+    // 2. install refuses a recipe whose units collide with another workspace's:
+    //    workspace "a-b" service "c" and workspace "a" service "b-c" would both be
+    //    krill-a-b-c.service.
+    let one = "version: \"1\"\nname: a-b\nservices:\n  c:\n    execute: {type: shell, command: sleep infinity}\n";
+    assert!(c.install("/root/a-b.yaml", one, "").status.success());
+    let out = c.install(
+        "/root/a.yaml",
+        &one.replace("name: a-b", "name: a")
+            .replace("  c:", "  b-c:"),
+        "",
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("krill-robot-driver-started.service is also produced by installed workspace \"robot\""), "{}", text(&out));
-    assert!(!c.path("/etc/krill/recipes/robot-driver.yaml").exists());
+    assert!(
+        text(&out)
+            .contains("unit krill-a-b-c.service is also produced by installed workspace \"a-b\""),
+        "{}",
+        text(&out)
+    );
+    assert!(!c.path("/etc/krill/recipes/a.yaml").exists());
 
     // 3. a bad recipe dropped in by hand is skipped by the generator at reload; the
     //    others stay loaded and running.
-    c.write("/etc/krill/recipes/broken.yaml", "version: \"1\"\nname: broken\nservices:\n  a: {execute: {type: shell}}\n");
+    c.write(
+        "/etc/krill/recipes/broken.yaml",
+        "version: \"1\"\nname: broken\nservices:\n  a: {execute: {type: shell}}\n",
+    );
     c.ok("systemctl daemon-reload");
     assert_eq!(c.prop("krill-broken.target", "LoadState"), "not-found");
     assert_eq!(c.prop(app, "LoadState"), "loaded");
     assert_eq!((c.num(app, "MainPID"), c.prop(app, "InvocationID")), before);
     assert_eq!(c.state("krill-other-app.service"), "active/running");
     let log = c.journal("-b");
-    assert!(log.contains("skipping recipe /etc/krill/recipes/broken.yaml") && log.contains("requires `command`"), "generator log missing");
+    assert!(
+        log.contains("skipping recipe /etc/krill/recipes/broken.yaml")
+            && log.contains("requires `command`"),
+        "generator log missing"
+    );
 
     // 4. validate reports errors without touching anything.
     let out = c.sh("krill validate /etc/krill/recipes/broken.yaml");
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("/etc/krill/recipes/broken.yaml:4:23: services.a.execute.command"), "{}", text(&out));
+    assert!(
+        text(&out).contains("/etc/krill/recipes/broken.yaml:4:23: services.a.execute.command"),
+        "{}",
+        text(&out)
+    );
 
     // 5. uninstall stops the workspace first, then removes it (no not-found leftovers).
     c.ok("krill uninstall other");
@@ -128,13 +190,21 @@ fn bad_input_changes_nothing() {
 fn plan_and_reinstall_restart_only_changed_services() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("plan");
-    assert!(c.install("/root/robot.yaml", GOOD, "--now").status.success());
+    assert!(c
+        .install("/root/robot.yaml", GOOD, "--now")
+        .status
+        .success());
     c.wait_state("krill-robot-app.service", "active/running", T);
     let driver_pid = c.num("krill-robot-driver.service", "MainPID");
     let app_pid = c.num("krill-robot-app.service", "MainPID");
-    let changed = GOOD.replace("  app:\n    execute: {type: shell, command: sleep infinity}", "  app:\n    execute: {type: shell, command: sleep 100000}")
-        + "  extra:\n    execute: {type: shell, command: sleep infinity}\n";
-    c.write("/root/robot2.yaml", &changed.replace("name: robot", "name: robot"));
+    let changed = GOOD.replace(
+        "  app:\n    execute: {type: shell, command: sleep infinity}",
+        "  app:\n    execute: {type: shell, command: sleep 100000}",
+    ) + "  extra:\n    execute: {type: shell, command: sleep infinity}\n";
+    c.write(
+        "/root/robot2.yaml",
+        &changed.replace("name: robot", "name: robot"),
+    );
     let plan = c.ok("krill plan /root/robot2.yaml");
     assert!(plan.contains("add     krill-robot-extra.service"), "{plan}");
     assert!(plan.contains("change  krill-robot-app.service"), "{plan}");
@@ -143,9 +213,19 @@ fn plan_and_reinstall_restart_only_changed_services() {
     c.ok("krill install /root/robot2.yaml --now");
     c.wait_state("krill-robot-extra.service", "active/running", T);
     c.wait_state("krill-robot-app.service", "active/running", T);
-    assert_eq!(c.num("krill-robot-driver.service", "MainPID"), driver_pid, "unchanged service untouched");
-    assert_ne!(c.num("krill-robot-app.service", "MainPID"), app_pid, "changed service restarted");
-    assert!(c.ok("systemctl show -p ExecStart krill-robot-app.service").contains("100000"));
+    assert_eq!(
+        c.num("krill-robot-driver.service", "MainPID"),
+        driver_pid,
+        "unchanged service untouched"
+    );
+    assert_ne!(
+        c.num("krill-robot-app.service", "MainPID"),
+        app_pid,
+        "changed service restarted"
+    );
+    assert!(c
+        .ok("systemctl show -p ExecStart krill-robot-app.service")
+        .contains("100000"));
 }
 
 /// Every recipe value reaches the process literally: spaces, quotes, `$`, `%`, `\`,
@@ -180,10 +260,22 @@ services:
     let out = c.install("/root/quoting.yaml", recipe, "--now");
     assert!(out.status.success(), "{}", text(&out));
     c.wait_for("dump written", T, || c.path("/run/dump.json").exists());
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.path("/run/dump.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(c.path("/run/dump.json")).unwrap()).unwrap();
     assert_eq!(
         v["argv"],
-        serde_json::json!(["a b", "its", "say \"hi\"", "$HOME", "${X}", "100%", "back\\slash", ";", "ロボット", "%n"])
+        serde_json::json!([
+            "a b",
+            "its",
+            "say \"hi\"",
+            "$HOME",
+            "${X}",
+            "100%",
+            "back\\slash",
+            ";",
+            "ロボット",
+            "%n"
+        ])
     );
     let env = &v["env"];
     assert_eq!(env["SPACES"], "a b  c");
@@ -220,11 +312,31 @@ services:
     assert!(c.install("/root/gpu.yaml", recipe, "").status.success());
     let _ = c.sh("systemctl start krill-gpu.target");
     c.wait_state("krill-gpu-detector.service", "failed/failed", T);
-    c.wait_for("tracker's gate to fail", T, || c.prop("krill-gpu-detector-started.service", "ActiveState") == "failed");
-    assert_eq!(c.num("krill-gpu-tracker.service", "ExecMainStartTimestampMonotonic"), 0, "dependent never started");
-    assert_eq!(c.num("krill-gpu-detector.service", "ExecMainStartTimestampMonotonic"), 0, "the service itself never ran");
+    c.wait_for("tracker's gate to fail", T, || {
+        c.prop("krill-started@krill-gpu-detector.service", "ActiveState") == "failed"
+    });
+    assert_eq!(
+        c.num(
+            "krill-gpu-tracker.service",
+            "ExecMainStartTimestampMonotonic"
+        ),
+        0,
+        "dependent never started"
+    );
+    assert_eq!(
+        c.num(
+            "krill-gpu-detector.service",
+            "ExecMainStartTimestampMonotonic"
+        ),
+        0,
+        "the service itself never ran"
+    );
     let log = c.journal("-u krill-gpu-detector.service");
-    assert!(log.contains("no usable GPU: looked for NVIDIA (/dev/nvidiactl and /dev/nvidia<N>)") && log.contains("AMD ROCm (/dev/kfd"), "{log}");
+    assert!(
+        log.contains("no usable GPU: looked for NVIDIA (/dev/nvidiactl and /dev/nvidia<N>)")
+            && log.contains("AMD ROCm (/dev/kfd"),
+        "{log}"
+    );
 
     // A fake NVIDIA device tree (test-only probe root), passed through the manager's
     // environment to ExecStartPre=.
@@ -233,5 +345,7 @@ services:
     c.ok("krill start gpu");
     c.wait_state("krill-gpu-detector.service", "active/running", T);
     c.wait_state("krill-gpu-tracker.service", "active/running", T);
-    assert!(c.journal("-u krill-gpu-detector.service").contains("GPU found: nvidia (/fake-gpu/dev/nvidia0)"));
+    assert!(c
+        .journal("-u krill-gpu-detector.service")
+        .contains("GPU found: nvidia (/fake-gpu/dev/nvidia0)"));
 }

@@ -1,0 +1,80 @@
+//! `cargo bench -p krill-gen`: wall time of the generator's work for a 1000-service
+//! recipe (read, validate, plan, render, write every unit). Target: < 50 ms.
+//!
+//! The recipe has 10 layers of 100 services; each service depends on two of the
+//! layer below (one `started`, one `healthy`) and has a health check, so gates and
+//! failure handlers are generated too: about 3000 unit files.
+
+use std::time::{Duration, Instant};
+
+fn recipe() -> String {
+    let mut r =
+        String::from("version: \"1\"\nname: big\nenv:\n  ROS_DOMAIN_ID: \"42\"\nservices:\n");
+    for layer in 0..10 {
+        for i in 0..100 {
+            r.push_str(&format!("  s{layer}-{i}:\n    execute: {{type: shell, command: /usr/bin/robot-node --id {layer}-{i} --rate 10}}\n"));
+            r.push_str("    health_check: {type: heartbeat, timeout: 2s}\n");
+            r.push_str(
+                "    policy: {restart: on-failure, max_restarts: 3, restart_delay: 500ms}\n",
+            );
+            if layer > 0 {
+                r.push_str(&format!(
+                    "    dependencies:\n      - s{}-{i}\n      - s{}-{}: healthy\n",
+                    layer - 1,
+                    layer - 1,
+                    (i + 1) % 100
+                ));
+            }
+        }
+    }
+    r
+}
+
+fn main() {
+    // systemd's generator directories are on tmpfs (/run); so is /dev/shm.
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let recipes = dir.path().join("recipes");
+    std::fs::create_dir_all(&recipes).unwrap();
+    std::fs::write(recipes.join("big.yaml"), recipe()).unwrap();
+    std::env::set_var("KRILL_RECIPE_PATH", &recipes);
+    std::env::set_var("KRILL_ENABLED_DIR", dir.path().join("enabled"));
+    let mut log = krill::syslog::Logger::new("krill-gen-bench");
+    let mut times: Vec<Duration> = Vec::new();
+    let mut units = 0;
+    for i in 0..25 {
+        let out = dir.path().join(format!("out{i}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let t = Instant::now();
+        let code = krill::generator::run(&out, &mut log);
+        times.push(t.elapsed());
+        assert_eq!(code, 0);
+        units = std::fs::read_dir(&out).unwrap().count();
+        if i == 0 {
+            let text = std::fs::read_to_string(recipes.join("big.yaml")).unwrap();
+            let t = Instant::now();
+            let recipe = krill::Recipe::parse(&text, &recipes.join("big.yaml")).unwrap();
+            let t1 = t.elapsed();
+            let plan = krill::Plan::new(recipe).unwrap();
+            let t2 = t.elapsed();
+            let rendered = krill::render::render_plan(&plan);
+            let t3 = t.elapsed();
+            println!(
+                "phases: parse+validate {:.1} ms, plan {:.1} ms, render {:.1} ms ({} units), rest is writing files",
+                t1.as_secs_f64() * 1e3,
+                (t2 - t1).as_secs_f64() * 1e3,
+                (t3 - t2).as_secs_f64() * 1e3,
+                rendered.len()
+            );
+        }
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "generator, 1000 services ({units} unit files): median {:.1} ms, min {:.1} ms, max {:.1} ms over {} runs (target < 50 ms)",
+        ms(times[times.len() / 2]),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+        times.len()
+    );
+}
