@@ -258,6 +258,10 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
             if *privileged {
                 argv.push("--privileged".into());
             }
+            if svc.gpu {
+                // The GPU checked by ExecStartPre= must also reach the container.
+                argv.push("--gpus=all".into());
+            }
             if let Some(n) = network {
                 argv.push(format!("--network={n}"));
             }
