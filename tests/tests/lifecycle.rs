@@ -201,10 +201,7 @@ fn plan_and_reinstall_restart_only_changed_services() {
         "  app:\n    execute: {type: shell, command: sleep infinity}",
         "  app:\n    execute: {type: shell, command: sleep 100000}",
     ) + "  extra:\n    execute: {type: shell, command: sleep infinity}\n";
-    c.write(
-        "/root/robot2.yaml",
-        &changed.replace("name: robot", "name: robot"),
-    );
+    c.write("/root/robot2.yaml", &changed);
     let plan = c.ok("krill plan /root/robot2.yaml");
     assert!(plan.contains("add     krill-robot-extra.service"), "{plan}");
     assert!(plan.contains("change  krill-robot-app.service"), "{plan}");
