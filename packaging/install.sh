@@ -10,17 +10,14 @@ DESTDIR=${1:-/}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BINDIR=${2:-$SRC/target/release}
 
-for b in krill-gen krill-ctl; do
+for b in krill-gen krill-ctl krill-supervisor; do
     [ -x "$BINDIR/$b" ] || { echo "install.sh: $BINDIR/$b not built (cargo build --release)" >&2; exit 1; }
 done
 
 install -d "$DESTDIR/usr/bin" "$DESTDIR/usr/lib/systemd/system-generators" \
     "$DESTDIR/usr/lib/systemd/system" "$DESTDIR/usr/share/dbus-1/system.d" \
     "$DESTDIR/etc/krill/recipes" "$DESTDIR/etc/krill/enabled" "$DESTDIR/usr/lib/krill/recipes"
-install -m 0755 "$BINDIR/krill-gen" "$BINDIR/krill-ctl" "$DESTDIR/usr/bin/"
-if [ -x "$BINDIR/krill-supervisor" ]; then
-    install -m 0755 "$BINDIR/krill-supervisor" "$DESTDIR/usr/bin/"
-fi
+install -m 0755 "$BINDIR/krill-gen" "$BINDIR/krill-ctl" "$BINDIR/krill-supervisor" "$DESTDIR/usr/bin/"
 ln -sf krill-ctl "$DESTDIR/usr/bin/krill"
 ln -sf ../../../bin/krill-gen "$DESTDIR/usr/lib/systemd/system-generators/krill-gen"
 for u in "$SRC"/units/*.service "$SRC"/units/*.socket "$SRC"/units/*.target; do
@@ -29,4 +26,15 @@ done
 for p in "$SRC"/units/*.conf; do
     [ -e "$p" ] && install -m 0644 "$p" "$DESTDIR/usr/share/dbus-1/system.d/"
 done
+# The supervisor and its socket start at boot (the socket first, so heartbeats can
+# connect before the supervisor runs).
+systemctl --root="$DESTDIR" enable krill-supervisor.socket krill-supervisor.service >/dev/null 2>&1 || {
+    install -d "$DESTDIR/etc/systemd/system/sockets.target.wants" "$DESTDIR/etc/systemd/system/multi-user.target.wants"
+    ln -sf /usr/lib/systemd/system/krill-supervisor.socket "$DESTDIR/etc/systemd/system/sockets.target.wants/"
+    ln -sf /usr/lib/systemd/system/krill-supervisor.service "$DESTDIR/etc/systemd/system/multi-user.target.wants/"
+}
+# Group allowed to call EmergencyStop (see the D-Bus policy).
+if [ -w "$DESTDIR/etc/group" ] && ! grep -q '^krill:' "$DESTDIR/etc/group"; then
+    groupadd --root "$DESTDIR" --system krill 2>/dev/null || true
+fi
 exit 0

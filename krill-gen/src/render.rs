@@ -316,6 +316,12 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
         Restart::OnFailure => "on-failure",
     };
     let description = format!("krill {ws}: {} ({})", s.name, svc.execute.kind());
+    // Heartbeats reach systemd as watchdog pings (relayed by krill-supervisor, or sent
+    // by the service itself with sd_notify), so systemd enforces the timeout.
+    let watchdog = match &svc.health_check {
+        Some(crate::recipe::HealthCheck::Heartbeat { timeout }) => Some(to_systemd(*timeout)),
+        _ => None,
+    };
     render(
         "service",
         context! {
@@ -327,7 +333,7 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
             environment, working_dir => working_dir.display().to_string(),
             exec_start_pre, exec_start => start, exec_stop => stop,
             restart, restart_sec => to_systemd(p.restart_delay),
-            stop_timeout => to_systemd(stop_timeout),
+            stop_timeout => to_systemd(stop_timeout), watchdog,
         },
     )
 }

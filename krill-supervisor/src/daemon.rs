@@ -1,0 +1,422 @@
+//! Wiring: the system bus, systemd's signals, the heartbeat socket, probes, timers.
+//!
+//! * On start, all state is rebuilt from systemd (unit states, InvocationIDs) and the
+//!   installed recipes, and from `/run/krill/health` (passes already recorded).
+//! * Unit state comes from `PropertiesChanged` signals of systemd, not polling.
+//! * The heartbeat socket is socket-activated (`krill-supervisor.socket`), so it
+//!   exists while the supervisor restarts; accepted connections are kept in systemd's
+//!   fd store (`FDSTORE=1`) and taken back after a restart.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::io::AsyncReadExt;
+use tokio::net::{UnixListener, UnixStream};
+use zbus::zvariant::OwnedObjectPath;
+
+use crate::api::{Api, NAME, PATH};
+use crate::auth;
+use crate::health::{self, BeatOutcome, ProbeOutcome, Supervisor};
+use crate::notify;
+use crate::protocol::{self, MAX_LINE};
+use crate::systemd::{read_state, ManagerProxy};
+
+/// Shared context of all tasks.
+pub struct Ctx {
+    pub sup: Mutex<Supervisor>,
+    pub conn: zbus::Connection,
+    pub manager: ManagerProxy<'static>,
+    paths: Mutex<BTreeMap<String, OwnedObjectPath>>,
+    last_relay: Mutex<BTreeMap<String, Instant>>,
+    next_fd_name: std::sync::atomic::AtomicU64,
+}
+
+impl Ctx {
+    pub fn path_of(&self, unit: &str) -> Option<OwnedObjectPath> {
+        self.paths.lock().unwrap_or_else(|e| e.into_inner()).get(unit).cloned()
+    }
+    fn unit_of_path(&self, path: &str) -> Option<String> {
+        self.paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(_, p)| p.as_str() == path)
+            .map(|(u, _)| u.clone())
+    }
+}
+
+/// CLOCK_MONOTONIC in µs (systemd's `*TimestampMonotonic` clock).
+pub fn monotonic_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
+        .unwrap_or(0)
+}
+
+fn run_file(kind: &str, name: &str) -> std::path::PathBuf {
+    health::default_run_dir().join(kind).join(name)
+}
+
+/// Why krill stopped a unit (cascade or estop record), for status.
+pub fn stop_reason(unit: &str) -> String {
+    std::fs::read_to_string(run_file("cascade", unit))
+        .ok()
+        .and_then(|s| s.lines().nth(1).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Why a workspace was emergency-stopped, if it was.
+pub fn estop_reason(ws: &str) -> Option<String> {
+    std::fs::read_to_string(run_file("estop", ws)).ok().and_then(|s| s.lines().nth(1).map(str::to_owned))
+}
+
+/// Records an emergency stop (same format as `krill-ctl`).
+pub fn record_estop(ws: &str, reason: &str) {
+    let p = run_file("estop", ws);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    if let Some(d) = p.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let _ = std::fs::write(p, format!("{now}\n{reason}\n"));
+}
+
+/// File descriptors passed by systemd (`LISTEN_FDS`), with their names.
+fn listen_fds() -> Vec<(String, OwnedFd)> {
+    let pid_ok = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    let n: i32 = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES").unwrap_or_default().split(':').map(str::to_owned).collect();
+    for v in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(v);
+    }
+    if !pid_ok {
+        return vec![];
+    }
+    (0..n)
+        .map(|i| {
+            let fd = 3 + i;
+            let _ = nix::fcntl::fcntl(
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
+            // SAFETY: systemd passes fds 3..3+LISTEN_FDS to us, each exactly once.
+            (names.get(i as usize).cloned().unwrap_or_default(), unsafe { OwnedFd::from_raw_fd(fd) })
+        })
+        .collect()
+}
+
+/// Re-reads recipes and systemd's view of every watched unit.
+async fn refresh_all(ctx: &Arc<Ctx>) {
+    let config = health::load_config();
+    let units: Vec<String> = config.keys().cloned().collect();
+    ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).configure(config, Instant::now());
+    let mut paths = BTreeMap::new();
+    for u in &units {
+        if let Ok(p) = ctx.manager.load_unit(u).await {
+            paths.insert(u.clone(), p);
+        }
+    }
+    *ctx.paths.lock().unwrap_or_else(|e| e.into_inner()) = paths;
+    for u in &units {
+        refresh(ctx, u).await;
+    }
+}
+
+/// Reads one unit's state from systemd and applies it.
+async fn refresh(ctx: &Arc<Ctx>, unit: &str) {
+    let Some(path) = ctx.path_of(unit) else { return };
+    let Ok(st) = read_state(&ctx.conn, &path).await else { return };
+    let run_dir = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).run_dir.clone();
+    let prev = health::recorded_healthy(&run_dir, unit);
+    let changed = ctx
+        .sup
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .on_unit_state(unit, st, Instant::now(), prev.as_deref());
+    if changed {
+        emit(ctx, unit).await;
+    }
+}
+
+/// Emits `StateChanged` for `unit`.
+async fn emit(ctx: &Arc<Ctx>, unit: &str) {
+    let info = {
+        let sup = ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
+        sup.units.get(unit).map(|t| {
+            (
+                t.watched.workspace.clone(),
+                t.watched.service.clone(),
+                format!("{}/{}", t.state.active, t.state.sub),
+                t.health.as_str().to_owned(),
+                t.reason.clone(),
+            )
+        })
+    };
+    let Some((ws, svc, state, health, reason)) = info else { return };
+    if let Ok(iface) = ctx.conn.object_server().interface::<_, Api>(PATH).await {
+        let _ = Api::state_changed(iface.signal_emitter(), &ws, &svc, &state, &health, &reason).await;
+    }
+}
+
+/// Follows systemd's PropertiesChanged signals for units.
+async fn watch_units(ctx: Arc<Ctx>) -> zbus::Result<()> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender("org.freedesktop.systemd1")?
+        .interface("org.freedesktop.DBus.Properties")?
+        .member("PropertiesChanged")?
+        .path_namespace("/org/freedesktop/systemd1/unit")?
+        .build();
+    let mut stream = zbus::MessageStream::for_match_rule(rule, &ctx.conn, Some(1024)).await?;
+    while let Some(msg) = stream.next().await {
+        let Ok(msg) = msg else { continue };
+        let Some(path) = msg.header().path().map(|p| p.to_string()) else { continue };
+        if let Some(unit) = ctx.unit_of_path(&path) {
+            refresh(&ctx, &unit).await;
+        }
+    }
+    Ok(())
+}
+
+/// Re-reads recipes after every `systemctl daemon-reload` (the generator just ran).
+async fn watch_reloads(ctx: Arc<Ctx>) -> zbus::Result<()> {
+    let mut s = ctx.manager.receive_reloading().await?;
+    while let Some(sig) = s.next().await {
+        if let Ok(args) = sig.args() {
+            if !args.active {
+                tracing::info!("systemd reloaded: re-reading recipes");
+                refresh_all(&ctx).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs due probes and fails units whose checks fail.
+async fn probe_loop(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let due = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).due_probes(Instant::now());
+        for (unit, check, watched) in due {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let inv = ctx
+                    .sup
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .units
+                    .get(&unit)
+                    .map(|t| t.state.invocation.clone())
+                    .unwrap_or_default();
+                let result = crate::probes::run(&check, &watched).await;
+                let outcome = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).on_probe(&unit, &inv, result, Instant::now());
+                match outcome {
+                    ProbeOutcome::Unchanged => {}
+                    ProbeOutcome::Changed => emit(&ctx, &unit).await,
+                    ProbeOutcome::Fail(reason) => {
+                        tracing::warn!("{unit} is unhealthy: {reason}; failing it so that its restart policy applies");
+                        emit(&ctx, &unit).await;
+                        // SIGABRT to the main process, as systemd's own watchdog does:
+                        // an unclean death, so Restart=on-failure applies.
+                        if let Err(e) = ctx.manager.kill_unit(&unit, "main", libc::SIGABRT).await {
+                            tracing::error!("cannot fail {unit}: {e}");
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Marks silent heartbeat services unhealthy (systemd's watchdog acts on them).
+async fn sweep_loop(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let changed = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).sweep(Instant::now());
+        for u in changed {
+            tracing::warn!("{u}: heartbeat timed out");
+            emit(&ctx, &u).await;
+        }
+    }
+}
+
+/// Pings the supervisor's own watchdog at half its interval.
+async fn own_watchdog() {
+    let Some(usec) = std::env::var("WATCHDOG_USEC").ok().and_then(|u| u.parse::<u64>().ok()) else { return };
+    let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
+    loop {
+        tick.tick().await;
+        notify::own("WATCHDOG=1", &[]);
+    }
+}
+
+/// Serves one heartbeat connection until it closes.
+async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, fd_name: Option<String>) {
+    let pid = stream.peer_cred().ok().and_then(|c| c.pid()).unwrap_or(0);
+    let unit = auth::unit_of_pid(pid);
+    let mut buf: Vec<u8> = Vec::with_capacity(512);
+    let mut chunk = [0u8; 8192];
+    let mut skipping = false;
+    let mut complaints = 0u32;
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut rest = &chunk[..n];
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            if skipping {
+                skipping = false;
+            } else {
+                buf.extend_from_slice(&rest[..i]);
+                handle_line(&ctx, unit.as_deref(), pid, &buf, &mut complaints).await;
+            }
+            buf.clear();
+            rest = &rest[i + 1..];
+        }
+        if !skipping {
+            buf.extend_from_slice(rest);
+            if buf.len() > MAX_LINE {
+                // Refuse the oversized line, keep the connection, resync at the next newline.
+                handle_line(&ctx, unit.as_deref(), pid, &buf, &mut complaints).await;
+                buf.clear();
+                skipping = true;
+            }
+        }
+    }
+    if let Some(name) = fd_name {
+        notify::own(&format!("FDSTOREREMOVE=1\nFDNAME={name}"), &[]);
+    }
+}
+
+async fn handle_line(ctx: &Arc<Ctx>, unit: Option<&str>, pid: i32, line: &[u8], complaints: &mut u32) {
+    if line.is_empty() {
+        return;
+    }
+    let mut complain = |msg: String| {
+        *complaints += 1;
+        // The first few per connection, then one in a thousand: a broken client must
+        // not flood the journal.
+        if *complaints <= 3 || complaints.is_multiple_of(1000) {
+            tracing::warn!("pid {pid} ({}): {msg} [{} so far on this connection]", unit.unwrap_or("no unit"), complaints);
+        }
+    };
+    let hb = match protocol::parse(line) {
+        Ok(hb) => hb,
+        Err(e) => {
+            {
+                let mut sup = ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
+                match e {
+                    protocol::Refused::Oversized => sup.stats.oversized += 1,
+                    protocol::Refused::Malformed(_) => sup.stats.malformed += 1,
+                    protocol::Refused::UnknownType(_) => sup.stats.unknown_type += 1,
+                }
+            }
+            complain(format!("refused: {e}"));
+            return;
+        }
+    };
+    let outcome = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).on_heartbeat(unit, pid, &hb, Instant::now());
+    match outcome {
+        BeatOutcome::Refused(msg) => complain(msg),
+        BeatOutcome::Accepted { relay_pid, changed } => {
+            if let (Some(main_pid), Some(u)) = (relay_pid, unit) {
+                relay(ctx, u, main_pid);
+            }
+            if changed {
+                if let Some(u) = unit {
+                    emit(ctx, u).await;
+                }
+            }
+        }
+    }
+}
+
+/// Relays `WATCHDOG=1` for `unit`, at most every 50 ms: systemd only needs one ping
+/// per WatchdogSec, and a chatty client must not load PID 1.
+fn relay(ctx: &Arc<Ctx>, unit: &str, main_pid: u32) {
+    let now = Instant::now();
+    {
+        let mut last = ctx.last_relay.lock().unwrap_or_else(|e| e.into_inner());
+        if last.get(unit).is_some_and(|t| now.duration_since(*t) < Duration::from_millis(50)) {
+            return;
+        }
+        last.insert(unit.to_owned(), now);
+    }
+    if let Err(e) = notify::relay_watchdog(main_pid as i32) {
+        tracing::warn!("relaying WATCHDOG=1 for {unit} (MainPID {main_pid}): {e}");
+    }
+}
+
+/// Accepts heartbeat connections; each is put in the fd store so it survives a
+/// supervisor restart.
+async fn accept_loop(ctx: Arc<Ctx>, listener: UnixListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let n = ctx.next_fd_name.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("hb-{}-{n}", std::process::id());
+        notify::own(&format!("FDSTORE=1\nFDNAME={name}"), &[stream.as_raw_fd()]);
+        tokio::spawn(serve(ctx.clone(), stream, Some(name)));
+    }
+}
+
+/// Runs the supervisor until it is stopped.
+pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let fds = listen_fds();
+    let conn = zbus::Connection::system().await?;
+    let manager = ManagerProxy::new(&conn).await?;
+    manager.subscribe().await?;
+    let ctx = Arc::new(Ctx {
+        sup: Mutex::new(Supervisor::new(health::default_run_dir())),
+        conn: conn.clone(),
+        manager,
+        paths: Mutex::new(BTreeMap::new()),
+        last_relay: Mutex::new(BTreeMap::new()),
+        next_fd_name: std::sync::atomic::AtomicU64::new(0),
+    });
+    conn.object_server().at(PATH, Api { ctx: ctx.clone() }).await?;
+    refresh_all(&ctx).await;
+
+    let mut listeners = 0;
+    for (name, fd) in fds {
+        let is_listener = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::AcceptConn).unwrap_or(false);
+        if is_listener {
+            let l = std::os::unix::net::UnixListener::from(fd);
+            l.set_nonblocking(true)?;
+            tokio::spawn(accept_loop(ctx.clone(), UnixListener::from_std(l)?));
+            listeners += 1;
+        } else if name.starts_with("hb-") {
+            let s = std::os::unix::net::UnixStream::from(fd);
+            s.set_nonblocking(true)?;
+            tracing::info!("took back heartbeat connection {name} from the fd store");
+            tokio::spawn(serve(ctx.clone(), UnixStream::from_std(s)?, Some(name)));
+        }
+    }
+    if listeners == 0 {
+        // Not socket-activated (e.g. run by hand): bind the socket ourselves.
+        let path = health::default_run_dir().join("krill.sock");
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new("/")));
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+        tokio::spawn(accept_loop(ctx.clone(), l));
+    }
+    conn.request_name(NAME).await?;
+    tokio::spawn(watch_units(ctx.clone()));
+    tokio::spawn(watch_reloads(ctx.clone()));
+    tokio::spawn(probe_loop(ctx.clone()));
+    tokio::spawn(sweep_loop(ctx.clone()));
+    tokio::spawn(own_watchdog());
+    let n = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).units.len();
+    tracing::info!("krill-supervisor ready: watching {n} services");
+    notify::own("READY=1", &[]);
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    term.recv().await;
+    notify::own("STOPPING=1", &[]);
+    Ok(())
+}

@@ -1,0 +1,518 @@
+//! The supervisor's facts: what it watches, and the health of each service's current
+//! run. Pure state transitions (no I/O but the small records in `/run/krill` that the
+//! gates and `krill status` read), so they are unit-tested directly.
+//!
+//! Defaults (the configuration guide leaves them open):
+//! * probes (tcp, http, script) run every [`PROBE_INTERVAL`];
+//! * a probe times out after its recipe `timeout`, else [`DEFAULT_PROBE_TIMEOUT`]
+//!   (tcp, http) or [`DEFAULT_SCRIPT_TIMEOUT`] (script);
+//! * a service is unhealthy after [`FAILURE_THRESHOLD`] consecutive failed probes;
+//! * start period: until its first passed check, failures of a run do not count
+//!   for [`START_PERIOD`] (the `healthy` gate gives up at the same time);
+//! * heartbeat: `timeout` between heartbeats, enforced by systemd (`WatchdogSec=`),
+//!   the first one due `timeout` after start.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use krill::recipe::HealthCheck;
+
+use crate::protocol::{Heartbeat, Status};
+use crate::systemd::UnitState;
+
+/// How often tcp, http and script probes run.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// Probe timeout for tcp and http checks without `timeout`.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Timeout for script checks without `timeout`.
+pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Consecutive failed probes that make a service unhealthy.
+pub const FAILURE_THRESHOLD: u32 = 3;
+/// Grace after a start before probe failures count (matches `krill-healthy@`'s
+/// TimeoutStartSec).
+pub const START_PERIOD: Duration = Duration::from_secs(60);
+
+/// A service the supervisor watches, from an installed recipe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watched {
+    pub workspace: String,
+    pub service: String,
+    pub unit: String,
+    pub target: String,
+    pub check: Option<HealthCheck>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: PathBuf,
+    pub max_restarts: u32,
+}
+
+/// Every service of every installed recipe, by unit.
+pub fn load_config() -> BTreeMap<String, Watched> {
+    let mut out = BTreeMap::new();
+    for (_, path) in krill::generator::discover(&krill::generator::recipe_path()) {
+        let Ok(plan) = krill::compile(&path) else { continue };
+        for s in &plan.services {
+            let svc = &plan.recipe.services[&s.name];
+            let working_dir = match &svc.execute {
+                krill::recipe::Execute::Pixi { working_dir, .. }
+                | krill::recipe::Execute::Ros2 { working_dir, .. }
+                | krill::recipe::Execute::Shell { working_dir, .. } => working_dir.clone(),
+                krill::recipe::Execute::Docker { .. } => plan.recipe.base_dir.clone(),
+            };
+            let mut env = plan.recipe.env.clone();
+            env.push(("KRILL_WORKSPACE".into(), plan.workspace().into()));
+            env.push(("KRILL_SERVICE".into(), s.name.clone()));
+            out.insert(
+                s.unit.clone(),
+                Watched {
+                    workspace: plan.workspace().to_owned(),
+                    service: s.name.clone(),
+                    unit: s.unit.clone(),
+                    target: plan.target.clone(),
+                    check: svc.health_check.clone(),
+                    env,
+                    working_dir,
+                    max_restarts: svc.policy.max_restarts,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Health of the current run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// No health check configured.
+    None,
+    /// Running, no check passed yet.
+    Starting,
+    Healthy,
+    Degraded,
+    Unhealthy,
+    /// Not running.
+    Inactive,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::None => "-",
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+            Health::Inactive => "inactive",
+        }
+    }
+}
+
+/// A watched service and what is known of it.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub watched: Watched,
+    pub state: UnitState,
+    pub health: Health,
+    /// Degraded reason, or why it is unhealthy.
+    pub reason: String,
+    pub last_beat: Option<Instant>,
+    pub run_started: Instant,
+    /// A check passed since the current run started (what `healthy` gates wait for).
+    pub passed: bool,
+    pub failures: u32,
+    pub last_failure: String,
+    /// A probe is running now.
+    pub probing: bool,
+    pub next_probe: Instant,
+}
+
+/// Counters of the heartbeat socket.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    pub accepted: u64,
+    pub malformed: u64,
+    pub oversized: u64,
+    pub unknown_type: u64,
+    pub refused_sender: u64,
+}
+
+/// What a heartbeat led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeatOutcome {
+    /// Accepted; relay `WATCHDOG=1` as this MainPID when set; health changed or not.
+    Accepted { relay_pid: Option<u32>, changed: bool },
+    /// The sender is not the service it names.
+    Refused(String),
+}
+
+/// What a probe result led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Unchanged,
+    Changed,
+    /// Fail the unit so that its restart policy applies.
+    Fail(String),
+}
+
+/// All the supervisor's state.
+#[derive(Debug)]
+pub struct Supervisor {
+    pub units: BTreeMap<String, Tracked>,
+    pub stats: Stats,
+    /// Where health records go (`/run/krill`, or `KRILL_RUN_DIR`).
+    pub run_dir: PathBuf,
+}
+
+/// `KRILL_RUN_DIR` or `/run/krill`.
+pub fn default_run_dir() -> PathBuf {
+    std::env::var_os("KRILL_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/krill"))
+}
+
+fn record(run_dir: &Path, kind: &str, unit: &str, contents: Option<&str>) {
+    let dir = run_dir.join(kind);
+    let p = dir.join(unit);
+    match contents {
+        Some(c) => {
+            let _ = std::fs::create_dir_all(&dir);
+            let tmp = dir.join(format!(".{unit}.tmp"));
+            if std::fs::write(&tmp, c).is_ok() {
+                let _ = std::fs::rename(&tmp, &p);
+            }
+        }
+        None => {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+/// The invocation recorded as healthy by a previous supervisor run, if any.
+pub fn recorded_healthy(run_dir: &Path, unit: &str) -> Option<String> {
+    std::fs::read_to_string(run_dir.join("health").join(unit)).ok().map(|s| s.trim().to_owned())
+}
+
+impl Tracked {
+    fn new(watched: Watched, now: Instant) -> Tracked {
+        Tracked {
+            health: if watched.check.is_some() { Health::Inactive } else { Health::None },
+            watched,
+            state: UnitState::default(),
+            reason: String::new(),
+            last_beat: None,
+            run_started: now,
+            passed: false,
+            failures: 0,
+            last_failure: String::new(),
+            probing: false,
+            next_probe: now,
+        }
+    }
+
+    fn publish(&self, dir: &Path) {
+        if self.watched.check.is_none() {
+            return;
+        }
+        record(dir, "health-status", &self.watched.unit, Some(&format!("{}\n{}\n", self.health.as_str(), self.reason)));
+    }
+
+    fn pass(&mut self, dir: &Path) {
+        if !self.passed {
+            self.passed = true;
+            record(dir, "health", &self.watched.unit, Some(&format!("{}\n", self.state.invocation)));
+        }
+        self.failures = 0;
+    }
+
+    fn running(&self) -> bool {
+        self.state.active == "active"
+    }
+}
+
+impl Supervisor {
+    pub fn new(run_dir: PathBuf) -> Supervisor {
+        Supervisor { units: BTreeMap::new(), stats: Stats::default(), run_dir }
+    }
+
+    /// Replaces the watched set (start, and after a daemon-reload), keeping what is
+    /// known of services that stay.
+    pub fn configure(&mut self, config: BTreeMap<String, Watched>, now: Instant) {
+        self.units.retain(|u, _| config.contains_key(u));
+        for (unit, w) in config {
+            match self.units.get_mut(&unit) {
+                Some(t) => t.watched = w,
+                None => {
+                    self.units.insert(unit, Tracked::new(w, now));
+                }
+            }
+        }
+    }
+
+    /// systemd reported `st` for `unit`. A new invocation starts a fresh health
+    /// record; `previous_healthy` (from `/run/krill/health`) lets a restarted
+    /// supervisor keep a pass it had already recorded. Returns whether anything
+    /// visible changed.
+    pub fn on_unit_state(&mut self, unit: &str, st: UnitState, now: Instant, previous_healthy: Option<&str>) -> bool {
+        let Some(t) = self.units.get_mut(unit) else { return false };
+        let new_run = st.invocation != t.state.invocation;
+        let changed = new_run || st.active != t.state.active || st.sub != t.state.sub || st.main_pid != t.state.main_pid;
+        t.state = st;
+        if new_run {
+            t.run_started = now;
+            t.last_beat = None;
+            t.failures = 0;
+            t.passed = previous_healthy.is_some_and(|p| p == t.state.invocation) && !t.state.invocation.is_empty();
+            t.next_probe = now;
+            if !t.passed {
+                record(&self.run_dir, "health", unit, None);
+            }
+        }
+        let health = match (&t.watched.check, t.running()) {
+            (None, _) => Health::None,
+            (Some(_), false) => Health::Inactive,
+            (Some(_), true) if new_run => {
+                if t.passed {
+                    Health::Healthy
+                } else {
+                    Health::Starting
+                }
+            }
+            (Some(_), true) => match t.health {
+                Health::Inactive => Health::Starting,
+                h => h,
+            },
+        };
+        if health != t.health {
+            t.health = health;
+            if health != Health::Degraded {
+                t.reason.clear();
+            }
+            t.publish(&self.run_dir);
+            return true;
+        }
+        changed
+    }
+
+    /// A heartbeat from a process of `peer_unit` (None: not in any service unit).
+    pub fn on_heartbeat(&mut self, peer_unit: Option<&str>, peer_pid: i32, hb: &Heartbeat, now: Instant) -> BeatOutcome {
+        let t = match peer_unit.and_then(|u| self.units.get_mut(u)) {
+            Some(t) if t.watched.service == hb.service => t,
+            _ => {
+                self.stats.refused_sender += 1;
+                return BeatOutcome::Refused(format!(
+                    "heartbeat for service {:?} from pid {peer_pid} refused: the sender runs in {}, not in that service's unit",
+                    hb.service,
+                    peer_unit.unwrap_or("no service unit")
+                ));
+            }
+        };
+        self.stats.accepted += 1;
+        t.last_beat = Some(now);
+        let is_heartbeat_check = matches!(t.watched.check, Some(HealthCheck::Heartbeat { .. }));
+        let mut changed = false;
+        if is_heartbeat_check && t.running() {
+            let (health, reason) = match hb.status {
+                Status::Healthy => (Health::Healthy, String::new()),
+                Status::Degraded => (Health::Degraded, hb.reason().unwrap_or("degraded").to_owned()),
+            };
+            t.pass(&self.run_dir);
+            if health != t.health || reason != t.reason {
+                t.health = health;
+                t.reason = reason;
+                t.publish(&self.run_dir);
+                changed = true;
+            }
+        } else if hb.status == Status::Degraded && t.reason.as_str() != hb.reason().unwrap_or("degraded") {
+            t.reason = hb.reason().unwrap_or("degraded").to_owned();
+            changed = true;
+        }
+        let relay_pid = (is_heartbeat_check && t.state.main_pid > 0).then_some(t.state.main_pid);
+        BeatOutcome::Accepted { relay_pid, changed }
+    }
+
+    /// Heartbeat services silent for longer than their timeout are shown unhealthy
+    /// (systemd's watchdog acts on them). Returns the units that changed.
+    pub fn sweep(&mut self, now: Instant) -> Vec<String> {
+        let mut out = vec![];
+        for (u, t) in &mut self.units {
+            if let (Some(HealthCheck::Heartbeat { timeout }), true) = (&t.watched.check, t.running()) {
+                let since = t.last_beat.unwrap_or(t.run_started);
+                if now.duration_since(since) > *timeout && t.health != Health::Unhealthy {
+                    t.health = Health::Unhealthy;
+                    t.reason = format!("no heartbeat for {:.1} s (timeout {:?})", now.duration_since(since).as_secs_f64(), timeout);
+                    t.last_failure = t.reason.clone();
+                    t.publish(&self.run_dir);
+                    out.push(u.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Units whose probe is due now; marks them as probing.
+    pub fn due_probes(&mut self, now: Instant) -> Vec<(String, HealthCheck, Watched)> {
+        let mut out = vec![];
+        for (u, t) in &mut self.units {
+            let probe = matches!(t.watched.check, Some(HealthCheck::Tcp { .. } | HealthCheck::Http { .. } | HealthCheck::Script { .. }));
+            if probe && t.running() && !t.probing && t.next_probe <= now {
+                t.probing = true;
+                out.push((u.clone(), t.watched.check.clone().expect("probe"), t.watched.clone()));
+            }
+        }
+        out
+    }
+
+    /// A probe of `unit`, started for invocation `invocation`, finished.
+    pub fn on_probe(&mut self, unit: &str, invocation: &str, result: Result<(), String>, now: Instant) -> ProbeOutcome {
+        let Some(t) = self.units.get_mut(unit) else { return ProbeOutcome::Unchanged };
+        t.probing = false;
+        t.next_probe = now + PROBE_INTERVAL;
+        if t.state.invocation != invocation || !t.running() {
+            return ProbeOutcome::Unchanged; // a result about an earlier run
+        }
+        match result {
+            Ok(()) => {
+                t.pass(&self.run_dir);
+                if t.health != Health::Healthy {
+                    t.health = Health::Healthy;
+                    t.reason.clear();
+                    t.publish(&self.run_dir);
+                    return ProbeOutcome::Changed;
+                }
+                ProbeOutcome::Unchanged
+            }
+            Err(why) => {
+                let in_start_period = !t.passed && now.duration_since(t.run_started) < START_PERIOD;
+                if in_start_period {
+                    t.reason = format!("starting: {why}");
+                    return ProbeOutcome::Unchanged;
+                }
+                t.failures += 1;
+                if t.failures >= FAILURE_THRESHOLD && t.health != Health::Unhealthy {
+                    t.health = Health::Unhealthy;
+                    t.reason = format!("{why} ({} checks in a row)", t.failures);
+                    t.last_failure = t.reason.clone();
+                    t.publish(&self.run_dir);
+                    return ProbeOutcome::Fail(t.reason.clone());
+                }
+                ProbeOutcome::Unchanged
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn watched(unit: &str, service: &str, check: Option<HealthCheck>) -> Watched {
+        Watched {
+            workspace: "w".into(),
+            service: service.into(),
+            unit: unit.into(),
+            target: "krill-w.target".into(),
+            check,
+            env: vec![],
+            working_dir: "/".into(),
+            max_restarts: 0,
+        }
+    }
+
+    fn running(inv: &str, pid: u32) -> UnitState {
+        UnitState { active: "active".into(), sub: "running".into(), invocation: inv.into(), main_pid: pid, ..Default::default() }
+    }
+
+    fn sup(check: HealthCheck) -> (Supervisor, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Supervisor::new(dir.path().to_owned());
+        s.configure(BTreeMap::from([("krill-w-a.service".to_owned(), watched("krill-w-a.service", "a", Some(check)))]), Instant::now());
+        (s, dir)
+    }
+
+    fn hb(service: &str, status: Status) -> Heartbeat {
+        Heartbeat { service: service.into(), status, metadata: BTreeMap::from([("reason".into(), "low battery".into())]) }
+    }
+
+    #[test]
+    fn heartbeats_are_authenticated_by_unit_and_relayed_as_main_pid() {
+        let (mut s, _d) = sup(HealthCheck::Heartbeat { timeout: Duration::from_secs(2) });
+        let now = Instant::now();
+        s.on_unit_state("krill-w-a.service", running("aa", 42), now, None);
+        assert_eq!(s.units["krill-w-a.service"].health, Health::Starting);
+        match s.on_heartbeat(Some("krill-w-b.service"), 7, &hb("a", Status::Healthy), now) {
+            BeatOutcome::Refused(m) => assert!(m.contains("from pid 7 refused") && m.contains("krill-w-b.service"), "{m}"),
+            o => panic!("{o:?}"),
+        }
+        assert!(matches!(s.on_heartbeat(None, 7, &hb("a", Status::Healthy), now), BeatOutcome::Refused(_)));
+        assert!(matches!(s.on_heartbeat(Some("krill-w-a.service"), 7, &hb("b", Status::Healthy), now), BeatOutcome::Refused(_)));
+        assert_eq!(s.stats.refused_sender, 3);
+        assert_eq!(s.units["krill-w-a.service"].health, Health::Starting, "refused heartbeats change nothing");
+        assert_eq!(
+            s.on_heartbeat(Some("krill-w-a.service"), 43, &hb("a", Status::Healthy), now),
+            BeatOutcome::Accepted { relay_pid: Some(42), changed: true }
+        );
+        assert_eq!(s.units["krill-w-a.service"].health, Health::Healthy);
+        assert_eq!(recorded_healthy(&s.run_dir, "krill-w-a.service").as_deref(), Some("aa"));
+    }
+
+    #[test]
+    fn degraded_keeps_alive_with_its_reason_and_a_new_run_starts_over() {
+        let (mut s, _d) = sup(HealthCheck::Heartbeat { timeout: Duration::from_secs(2) });
+        let now = Instant::now();
+        s.on_unit_state("krill-w-a.service", running("aa", 42), now, None);
+        s.on_heartbeat(Some("krill-w-a.service"), 42, &hb("a", Status::Degraded), now);
+        let t = &s.units["krill-w-a.service"];
+        assert_eq!((t.health, t.reason.as_str()), (Health::Degraded, "low battery"));
+        assert!(t.passed, "a degraded service is alive");
+        s.on_unit_state("krill-w-a.service", running("bb", 50), now, None);
+        let t = &s.units["krill-w-a.service"];
+        assert_eq!((t.health, t.passed), (Health::Starting, false));
+        assert_eq!(recorded_healthy(&s.run_dir, "krill-w-a.service"), None, "the gate record belongs to the old run");
+    }
+
+    #[test]
+    fn silence_beyond_timeout_is_unhealthy() {
+        let (mut s, _d) = sup(HealthCheck::Heartbeat { timeout: Duration::from_millis(500) });
+        let t0 = Instant::now();
+        s.on_unit_state("krill-w-a.service", running("aa", 42), t0, None);
+        s.on_heartbeat(Some("krill-w-a.service"), 42, &hb("a", Status::Healthy), t0);
+        assert!(s.sweep(t0 + Duration::from_millis(400)).is_empty());
+        assert_eq!(s.sweep(t0 + Duration::from_millis(600)), ["krill-w-a.service"]);
+        assert!(s.units["krill-w-a.service"].reason.starts_with("no heartbeat for 0.6 s"));
+    }
+
+    #[test]
+    fn probes_fail_after_the_threshold_but_not_in_the_start_period() {
+        let (mut s, _d) = sup(HealthCheck::Tcp { port: 80, timeout: None });
+        let t0 = Instant::now();
+        s.on_unit_state("krill-w-a.service", running("aa", 42), t0, None);
+        for _ in 0..5 {
+            assert_eq!(s.due_probes(t0).len(), 1);
+            assert_eq!(s.on_probe("krill-w-a.service", "aa", Err("refused".into()), t0), ProbeOutcome::Unchanged);
+            s.units.get_mut("krill-w-a.service").unwrap().next_probe = t0;
+        }
+        let later = t0 + START_PERIOD + Duration::from_secs(1);
+        assert_eq!(s.on_probe("krill-w-a.service", "aa", Err("refused".into()), later), ProbeOutcome::Unchanged);
+        assert_eq!(s.on_probe("krill-w-a.service", "aa", Err("refused".into()), later), ProbeOutcome::Unchanged);
+        match s.on_probe("krill-w-a.service", "aa", Err("refused".into()), later) {
+            ProbeOutcome::Fail(r) => assert_eq!(r, "refused (3 checks in a row)"),
+            o => panic!("{o:?}"),
+        }
+        // After a pass, failures count at once (no start period) and reset on success.
+        s.on_unit_state("krill-w-a.service", running("bb", 43), t0, None);
+        assert_eq!(s.on_probe("krill-w-a.service", "bb", Ok(()), t0), ProbeOutcome::Changed);
+        assert_eq!(s.on_probe("krill-w-a.service", "bb", Err("x".into()), t0), ProbeOutcome::Unchanged);
+        assert_eq!(s.on_probe("krill-w-a.service", "bb", Err("x".into()), t0), ProbeOutcome::Unchanged);
+        assert!(matches!(s.on_probe("krill-w-a.service", "bb", Err("x".into()), t0), ProbeOutcome::Fail(_)));
+        // A result about an earlier run is ignored.
+        assert_eq!(s.on_probe("krill-w-a.service", "aa", Err("x".into()), t0), ProbeOutcome::Unchanged);
+    }
+
+    #[test]
+    fn a_restarted_supervisor_keeps_a_recorded_pass() {
+        let (mut s, _d) = sup(HealthCheck::Heartbeat { timeout: Duration::from_secs(2) });
+        let now = Instant::now();
+        s.on_unit_state("krill-w-a.service", running("aa", 42), now, Some("aa"));
+        assert_eq!(s.units["krill-w-a.service"].health, Health::Healthy);
+    }
+}
