@@ -26,6 +26,10 @@ done
 for p in "$SRC"/units/*.conf; do
     [ -e "$p" ] && install -m 0644 "$p" "$DESTDIR/usr/share/dbus-1/system.d/"
 done
+# SDKs: Python (Debian's module path) and the C++ header.
+install -d "$DESTDIR/usr/lib/python3/dist-packages/krill" "$DESTDIR/usr/include"
+install -m 0644 "$SRC/sdk/python/krill/__init__.py" "$DESTDIR/usr/lib/python3/dist-packages/krill/"
+install -m 0644 "$SRC/sdk/cpp/krill.hpp" "$DESTDIR/usr/include/"
 # The supervisor and its socket start at boot (the socket first, so heartbeats can
 # connect before the supervisor runs).
 systemctl --root="$DESTDIR" enable krill-supervisor.socket krill-supervisor.service >/dev/null 2>&1 || {

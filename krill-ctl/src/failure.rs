@@ -174,6 +174,27 @@ pub fn emergency_stop(target: &str) -> Result<(), systemctl::Error> {
     Ok(())
 }
 
+/// Asks krill-supervisor for an emergency stop over D-Bus (2 s timeout). Returns
+/// false if it could not be reached, so the caller falls back to systemd.
+pub fn estop_via_supervisor(workspace: &str, reason: &str) -> bool {
+    std::process::Command::new("busctl")
+        .args([
+            "--timeout=2",
+            "call",
+            "org.krill.Supervisor1",
+            "/org/krill/Supervisor1",
+            "org.krill.Supervisor1",
+            "EmergencyStop",
+            "ss",
+            workspace,
+            reason,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -58,14 +58,24 @@ pub fn check(unit: &str, cond: Condition) -> Result<Option<Result<(), String>>, 
 }
 
 /// Polls until UNIT meets `cond` or fails. Polling starts at 2 ms and backs off to
-/// 50 ms, so a fast dependency costs almost nothing.
+/// 50 ms, so a fast dependency costs almost nothing. A `healthy` gate reads the
+/// supervisor's record (a file) at every poll but asks systemd only when the record
+/// appears or every 500 ms (to notice a failed dependency): a gate can wait for a
+/// minute, and must not cost CPU meanwhile.
 pub fn wait(unit: &str, cond: Condition) -> Result<(), String> {
     let mut delay = Duration::from_millis(2);
+    let mut last_asked: Option<std::time::Instant> = None;
     loop {
-        match check(unit, cond) {
-            Ok(Some(r)) => return r,
-            Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
+        let ask = cond == Condition::Started
+            || state::read("health", unit).is_some()
+            || last_asked.is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
+        if ask {
+            last_asked = Some(std::time::Instant::now());
+            match check(unit, cond) {
+                Ok(Some(r)) => return r,
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));

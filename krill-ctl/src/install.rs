@@ -269,7 +269,9 @@ pub fn start(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
         Some(s) => service_unit(plan, s)?,
         None => plan.target.clone(),
     };
-    systemctl::run(&["start", "--", &unit])?;
+    // Not waiting for the jobs: `healthy` gates may take up to a minute. Progress
+    // shows in `krill status` and `systemctl list-jobs`.
+    systemctl::run(&["start", "--no-block", "--", &unit])?;
     Ok(())
 }
 
@@ -296,10 +298,10 @@ pub fn restart(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
     let _ = systemctl::run(&reset);
     crate::state::remove("estop", plan.workspace());
     match service {
-        Some(s) => systemctl::run(&["restart", "--", &service_unit(plan, s)?])?,
+        Some(s) => systemctl::run(&["restart", "--no-block", "--", &service_unit(plan, s)?])?,
         None => {
             systemctl::run(&["stop", "--", &plan.target])?;
-            systemctl::run(&["start", "--", &plan.target])?
+            systemctl::run(&["start", "--no-block", "--", &plan.target])?
         }
     };
     Ok(())

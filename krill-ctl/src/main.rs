@@ -177,7 +177,12 @@ fn run(cli: Cli) -> Result<u8, String> {
             let mut all = vec![];
             for n in names {
                 let (p, _) = load(&n)?;
-                all.push(status::collect(&p).map_err(|e| e.to_string())?);
+                // The supervisor knows health; without it, systemd and krill's records
+                // still tell state, PIDs, restarts and reasons.
+                match status::from_supervisor(p.workspace()) {
+                    Some(s) => all.push(s),
+                    None => all.push(status::collect(&p).map_err(|e| e.to_string())?),
+                }
             }
             if json {
                 println!("{}", status::render_json(&all));
@@ -198,14 +203,26 @@ fn run(cli: Cli) -> Result<u8, String> {
             };
             for n in names {
                 let (p, _) = load(&n)?;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let _ =
-                    krill_ctl::state::write("estop", p.workspace(), &format!("{now}\n{reason}\n"));
-                failure::emergency_stop(&p.target).map_err(|e| e.to_string())?;
-                println!("emergency stop of workspace {}: {reason}", p.workspace());
+                // The supervisor logs and records it; without it, systemd directly.
+                let via = if failure::estop_via_supervisor(p.workspace(), &reason) {
+                    "krill-supervisor"
+                } else {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    let _ = krill_ctl::state::write(
+                        "estop",
+                        p.workspace(),
+                        &format!("{now}\n{reason}\n"),
+                    );
+                    failure::emergency_stop(&p.target).map_err(|e| e.to_string())?;
+                    "systemd (supervisor not reachable)"
+                };
+                println!(
+                    "emergency stop of workspace {}: {reason} (via {via})",
+                    p.workspace()
+                );
             }
             Ok(0)
         }

@@ -8,7 +8,7 @@ use krill::Plan;
 use crate::{state, systemctl};
 
 /// The status of one service.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ServiceStatus {
     pub service: String,
     pub unit: String,
@@ -24,10 +24,13 @@ pub struct ServiceStatus {
     pub uptime_s: u64,
     /// systemd's Result of the latest run (`success`, `exit-code`, `signal`, ...).
     pub result: String,
+    /// Why the latest health failure happened (from the supervisor).
+    #[serde(default)]
+    pub last_failure: String,
 }
 
 /// The status of a workspace.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WorkspaceStatus {
     pub workspace: String,
     pub target: String,
@@ -47,6 +50,34 @@ fn uptime_now_us() -> u64 {
         })
         .map(|s| (s * 1e6) as u64)
         .unwrap_or(0)
+}
+
+/// The supervisor's answer to `GetStatus(ws)` over D-Bus, if it is running.
+pub fn from_supervisor(ws: &str) -> Option<WorkspaceStatus> {
+    let out = std::process::Command::new("busctl")
+        .args([
+            "--json=short",
+            "--timeout=2",
+            "call",
+            "org.krill.Supervisor1",
+            "/org/krill/Supervisor1",
+            "org.krill.Supervisor1",
+            "GetStatus",
+            "s",
+            ws,
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let inner: serde_json::Value = serde_json::from_str(reply["data"][0].as_str()?).ok()?;
+    serde_json::from_value::<Vec<WorkspaceStatus>>(inner["workspaces"].clone())
+        .ok()?
+        .into_iter()
+        .next()
 }
 
 /// Collects the status of a workspace from systemd.
@@ -107,6 +138,7 @@ pub fn collect(plan: &Plan) -> Result<WorkspaceStatus, systemctl::Error> {
                 0
             },
             result: get("Result"),
+            last_failure: String::new(),
         });
     }
     Ok(WorkspaceStatus {

@@ -29,7 +29,11 @@ pub const NAME: &str = "org.krill.Supervisor1";
 impl Api {
     async fn list_workspaces(&self) -> Vec<String> {
         let sup = self.ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<String> = sup.units.values().map(|t| t.watched.workspace.clone()).collect();
+        let mut v: Vec<String> = sup
+            .units
+            .values()
+            .map(|t| t.watched.workspace.clone())
+            .collect();
         v.dedup();
         v
     }
@@ -40,14 +44,24 @@ impl Api {
             sup.units
                 .values()
                 .filter(|t| workspace.is_empty() || t.watched.workspace == workspace)
-                .map(|t| (t.watched.clone(), t.health, t.reason.clone(), t.last_failure.clone()))
+                .map(|t| {
+                    (
+                        t.watched.clone(),
+                        t.health,
+                        t.reason.clone(),
+                        t.last_failure.clone(),
+                    )
+                })
                 .collect()
         };
         if snapshot.is_empty() && !workspace.is_empty() {
-            return Err(zbus::fdo::Error::InvalidArgs(format!("no workspace {workspace:?} is installed")));
+            return Err(zbus::fdo::Error::InvalidArgs(format!(
+                "no workspace {workspace:?} is installed"
+            )));
         }
         let now = crate::daemon::monotonic_us();
-        let mut by_ws: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
+        let mut by_ws: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
+            Default::default();
         let mut targets = std::collections::BTreeMap::new();
         for (w, health, reason, last_failure) in snapshot {
             let path = self.ctx.path_of(&w.unit);
@@ -55,9 +69,21 @@ impl Api {
                 Some(p) => read_state(&self.ctx.conn, &p).await.unwrap_or_default(),
                 None => Default::default(),
             };
-            let restarts = if w.max_restarts > 0 { st.restarts.min(w.max_restarts) } else { st.restarts };
-            let uptime = if st.active == "active" && st.started_us > 0 && now > st.started_us { (now - st.started_us) / 1_000_000 } else { 0 };
-            let reason = if reason.is_empty() { crate::daemon::stop_reason(&w.unit) } else { reason };
+            let restarts = if w.max_restarts > 0 {
+                st.restarts.min(w.max_restarts)
+            } else {
+                st.restarts
+            };
+            let uptime = if st.active == "active" && st.started_us > 0 && now > st.started_us {
+                (now - st.started_us) / 1_000_000
+            } else {
+                0
+            };
+            let reason = if reason.is_empty() {
+                crate::daemon::stop_reason(&w.unit)
+            } else {
+                reason
+            };
             targets.insert(w.workspace.clone(), w.target.clone());
             by_ws.entry(w.workspace.clone()).or_default().push(json!({
                 "service": w.service, "unit": w.unit,
@@ -71,7 +97,9 @@ impl Api {
         for (ws, services) in by_ws {
             let target = targets[&ws].clone();
             let tstate = match self.ctx.manager.load_unit(&target).await {
-                Ok(p) => crate::systemd::active_state(&self.ctx.conn, &p).await.unwrap_or_default(),
+                Ok(p) => crate::systemd::active_state(&self.ctx.conn, &p)
+                    .await
+                    .unwrap_or_default(),
                 Err(_) => String::new(),
             };
             out.push(json!({
@@ -85,10 +113,15 @@ impl Api {
     async fn emergency_stop(&self, workspace: &str, reason: &str) -> zbus::fdo::Result<()> {
         let target = {
             let sup = self.ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
-            sup.units.values().find(|t| t.watched.workspace == workspace).map(|t| t.watched.target.clone())
+            sup.units
+                .values()
+                .find(|t| t.watched.workspace == workspace)
+                .map(|t| t.watched.target.clone())
         };
         let Some(target) = target else {
-            return Err(zbus::fdo::Error::InvalidArgs(format!("no workspace {workspace:?} is installed")));
+            return Err(zbus::fdo::Error::InvalidArgs(format!(
+                "no workspace {workspace:?} is installed"
+            )));
         };
         tracing::warn!("EMERGENCY STOP of workspace {workspace}: {reason}");
         crate::daemon::record_estop(workspace, reason);

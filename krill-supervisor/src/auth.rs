@@ -6,7 +6,10 @@
 /// sub-cgroups below its own).
 pub fn unit_of_cgroup(cgroup_file: &str) -> Option<String> {
     let path = cgroup_file.lines().find_map(|l| l.strip_prefix("0::"))?;
-    path.split('/').rev().find(|c| c.ends_with(".service")).map(str::to_owned)
+    path.split('/')
+        .rev()
+        .find(|c| c.ends_with(".service"))
+        .map(str::to_owned)
 }
 
 /// The service unit of a running process, if any.
@@ -22,14 +25,19 @@ mod tests {
     #[test]
     fn finds_the_unit_of_a_cgroup() {
         assert_eq!(
-            unit_of_cgroup("0::/krill.slice/krill-robot.slice/krill-robot-slam.service\n").as_deref(),
+            unit_of_cgroup("0::/krill.slice/krill-robot.slice/krill-robot-slam.service\n")
+                .as_deref(),
             Some("krill-robot-slam.service")
         );
         assert_eq!(
-            unit_of_cgroup("0::/krill.slice/krill-robot.slice/krill-robot-slam.service/worker\n").as_deref(),
+            unit_of_cgroup("0::/krill.slice/krill-robot.slice/krill-robot-slam.service/worker\n")
+                .as_deref(),
             Some("krill-robot-slam.service")
         );
-        assert_eq!(unit_of_cgroup("0::/user.slice/user-0.slice/session-1.scope\n"), None);
+        assert_eq!(
+            unit_of_cgroup("0::/user.slice/user-0.slice/session-1.scope\n"),
+            None
+        );
         assert_eq!(unit_of_cgroup("garbage"), None);
     }
 }

@@ -36,7 +36,11 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn path_of(&self, unit: &str) -> Option<OwnedObjectPath> {
-        self.paths.lock().unwrap_or_else(|e| e.into_inner()).get(unit).cloned()
+        self.paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(unit)
+            .cloned()
     }
     fn unit_of_path(&self, path: &str) -> Option<String> {
         self.paths
@@ -69,13 +73,18 @@ pub fn stop_reason(unit: &str) -> String {
 
 /// Why a workspace was emergency-stopped, if it was.
 pub fn estop_reason(ws: &str) -> Option<String> {
-    std::fs::read_to_string(run_file("estop", ws)).ok().and_then(|s| s.lines().nth(1).map(str::to_owned))
+    std::fs::read_to_string(run_file("estop", ws))
+        .ok()
+        .and_then(|s| s.lines().nth(1).map(str::to_owned))
 }
 
 /// Records an emergency stop (same format as `krill-ctl`).
 pub fn record_estop(ws: &str, reason: &str) {
     let p = run_file("estop", ws);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     if let Some(d) = p.parent() {
         let _ = std::fs::create_dir_all(d);
     }
@@ -84,9 +93,19 @@ pub fn record_estop(ws: &str, reason: &str) {
 
 /// File descriptors passed by systemd (`LISTEN_FDS`), with their names.
 fn listen_fds() -> Vec<(String, OwnedFd)> {
-    let pid_ok = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-    let n: i32 = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
-    let names: Vec<String> = std::env::var("LISTEN_FDNAMES").unwrap_or_default().split(':').map(str::to_owned).collect();
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let n: i32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .unwrap_or_default()
+        .split(':')
+        .map(str::to_owned)
+        .collect();
     for v in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
         std::env::remove_var(v);
     }
@@ -101,7 +120,9 @@ fn listen_fds() -> Vec<(String, OwnedFd)> {
                 nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
             );
             // SAFETY: systemd passes fds 3..3+LISTEN_FDS to us, each exactly once.
-            (names.get(i as usize).cloned().unwrap_or_default(), unsafe { OwnedFd::from_raw_fd(fd) })
+            (names.get(i as usize).cloned().unwrap_or_default(), unsafe {
+                OwnedFd::from_raw_fd(fd)
+            })
         })
         .collect()
 }
@@ -110,7 +131,10 @@ fn listen_fds() -> Vec<(String, OwnedFd)> {
 async fn refresh_all(ctx: &Arc<Ctx>) {
     let config = health::load_config();
     let units: Vec<String> = config.keys().cloned().collect();
-    ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).configure(config, Instant::now());
+    ctx.sup
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .configure(config, Instant::now());
     let mut paths = BTreeMap::new();
     for u in &units {
         if let Ok(p) = ctx.manager.load_unit(u).await {
@@ -125,9 +149,18 @@ async fn refresh_all(ctx: &Arc<Ctx>) {
 
 /// Reads one unit's state from systemd and applies it.
 async fn refresh(ctx: &Arc<Ctx>, unit: &str) {
-    let Some(path) = ctx.path_of(unit) else { return };
-    let Ok(st) = read_state(&ctx.conn, &path).await else { return };
-    let run_dir = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).run_dir.clone();
+    let Some(path) = ctx.path_of(unit) else {
+        return;
+    };
+    let Ok(st) = read_state(&ctx.conn, &path).await else {
+        return;
+    };
+    let run_dir = ctx
+        .sup
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .run_dir
+        .clone();
     let prev = health::recorded_healthy(&run_dir, unit);
     let changed = ctx
         .sup
@@ -153,9 +186,12 @@ async fn emit(ctx: &Arc<Ctx>, unit: &str) {
             )
         })
     };
-    let Some((ws, svc, state, health, reason)) = info else { return };
+    let Some((ws, svc, state, health, reason)) = info else {
+        return;
+    };
     if let Ok(iface) = ctx.conn.object_server().interface::<_, Api>(PATH).await {
-        let _ = Api::state_changed(iface.signal_emitter(), &ws, &svc, &state, &health, &reason).await;
+        let _ =
+            Api::state_changed(iface.signal_emitter(), &ws, &svc, &state, &health, &reason).await;
     }
 }
 
@@ -171,7 +207,9 @@ async fn watch_units(ctx: Arc<Ctx>) -> zbus::Result<()> {
     let mut stream = zbus::MessageStream::for_match_rule(rule, &ctx.conn, Some(1024)).await?;
     while let Some(msg) = stream.next().await {
         let Ok(msg) = msg else { continue };
-        let Some(path) = msg.header().path().map(|p| p.to_string()) else { continue };
+        let Some(path) = msg.header().path().map(|p| p.to_string()) else {
+            continue;
+        };
         if let Some(unit) = ctx.unit_of_path(&path) {
             refresh(&ctx, &unit).await;
         }
@@ -198,7 +236,11 @@ async fn probe_loop(ctx: Arc<Ctx>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
-        let due = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).due_probes(Instant::now());
+        let due = ctx
+            .sup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .due_probes(Instant::now());
         for (unit, check, watched) in due {
             let ctx = ctx.clone();
             tokio::spawn(async move {
@@ -211,7 +253,12 @@ async fn probe_loop(ctx: Arc<Ctx>) {
                     .map(|t| t.state.invocation.clone())
                     .unwrap_or_default();
                 let result = crate::probes::run(&check, &watched).await;
-                let outcome = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).on_probe(&unit, &inv, result, Instant::now());
+                let outcome = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).on_probe(
+                    &unit,
+                    &inv,
+                    result,
+                    Instant::now(),
+                );
                 match outcome {
                     ProbeOutcome::Unchanged => {}
                     ProbeOutcome::Changed => emit(&ctx, &unit).await,
@@ -235,7 +282,11 @@ async fn sweep_loop(ctx: Arc<Ctx>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
-        let changed = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).sweep(Instant::now());
+        let changed = ctx
+            .sup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sweep(Instant::now());
         for u in changed {
             tracing::warn!("{u}: heartbeat timed out");
             emit(&ctx, &u).await;
@@ -245,7 +296,12 @@ async fn sweep_loop(ctx: Arc<Ctx>) {
 
 /// Pings the supervisor's own watchdog at half its interval.
 async fn own_watchdog() {
-    let Some(usec) = std::env::var("WATCHDOG_USEC").ok().and_then(|u| u.parse::<u64>().ok()) else { return };
+    let Some(usec) = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|u| u.parse::<u64>().ok())
+    else {
+        return;
+    };
     let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
     loop {
         tick.tick().await;
@@ -292,7 +348,13 @@ async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, fd_name: Option<String>) {
     }
 }
 
-async fn handle_line(ctx: &Arc<Ctx>, unit: Option<&str>, pid: i32, line: &[u8], complaints: &mut u32) {
+async fn handle_line(
+    ctx: &Arc<Ctx>,
+    unit: Option<&str>,
+    pid: i32,
+    line: &[u8],
+    complaints: &mut u32,
+) {
     if line.is_empty() {
         return;
     }
@@ -301,7 +363,11 @@ async fn handle_line(ctx: &Arc<Ctx>, unit: Option<&str>, pid: i32, line: &[u8], 
         // The first few per connection, then one in a thousand: a broken client must
         // not flood the journal.
         if *complaints <= 3 || complaints.is_multiple_of(1000) {
-            tracing::warn!("pid {pid} ({}): {msg} [{} so far on this connection]", unit.unwrap_or("no unit"), complaints);
+            tracing::warn!(
+                "pid {pid} ({}): {msg} [{} so far on this connection]",
+                unit.unwrap_or("no unit"),
+                complaints
+            );
         }
     };
     let hb = match protocol::parse(line) {
@@ -319,7 +385,11 @@ async fn handle_line(ctx: &Arc<Ctx>, unit: Option<&str>, pid: i32, line: &[u8], 
             return;
         }
     };
-    let outcome = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).on_heartbeat(unit, pid, &hb, Instant::now());
+    let outcome = ctx
+        .sup
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .on_heartbeat(unit, pid, &hb, Instant::now());
     match outcome {
         BeatOutcome::Refused(msg) => complain(msg),
         BeatOutcome::Accepted { relay_pid, changed } => {
@@ -341,7 +411,10 @@ fn relay(ctx: &Arc<Ctx>, unit: &str, main_pid: u32) {
     let now = Instant::now();
     {
         let mut last = ctx.last_relay.lock().unwrap_or_else(|e| e.into_inner());
-        if last.get(unit).is_some_and(|t| now.duration_since(*t) < Duration::from_millis(50)) {
+        if last
+            .get(unit)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_millis(50))
+        {
             return;
         }
         last.insert(unit.to_owned(), now);
@@ -355,8 +428,12 @@ fn relay(ctx: &Arc<Ctx>, unit: &str, main_pid: u32) {
 /// supervisor restart.
 async fn accept_loop(ctx: Arc<Ctx>, listener: UnixListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let n = ctx.next_fd_name.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let n = ctx
+            .next_fd_name
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("hb-{}-{n}", std::process::id());
         notify::own(&format!("FDSTORE=1\nFDNAME={name}"), &[stream.as_raw_fd()]);
         tokio::spawn(serve(ctx.clone(), stream, Some(name)));
@@ -377,12 +454,15 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         last_relay: Mutex::new(BTreeMap::new()),
         next_fd_name: std::sync::atomic::AtomicU64::new(0),
     });
-    conn.object_server().at(PATH, Api { ctx: ctx.clone() }).await?;
+    conn.object_server()
+        .at(PATH, Api { ctx: ctx.clone() })
+        .await?;
     refresh_all(&ctx).await;
 
     let mut listeners = 0;
     for (name, fd) in fds {
-        let is_listener = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::AcceptConn).unwrap_or(false);
+        let is_listener = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::AcceptConn)
+            .unwrap_or(false);
         if is_listener {
             let l = std::os::unix::net::UnixListener::from(fd);
             l.set_nonblocking(true)?;
@@ -411,7 +491,12 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(probe_loop(ctx.clone()));
     tokio::spawn(sweep_loop(ctx.clone()));
     tokio::spawn(own_watchdog());
-    let n = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).units.len();
+    let n = ctx
+        .sup
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .units
+        .len();
     tracing::info!("krill-supervisor ready: watching {n} services");
     notify::own("READY=1", &[]);
 

@@ -50,7 +50,9 @@ pub struct Watched {
 pub fn load_config() -> BTreeMap<String, Watched> {
     let mut out = BTreeMap::new();
     for (_, path) in krill::generator::discover(&krill::generator::recipe_path()) {
-        let Ok(plan) = krill::compile(&path) else { continue };
+        let Ok(plan) = krill::compile(&path) else {
+            continue;
+        };
         for s in &plan.services {
             let svc = &plan.recipe.services[&s.name];
             let working_dir = match &svc.execute {
@@ -141,7 +143,10 @@ pub struct Stats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BeatOutcome {
     /// Accepted; relay `WATCHDOG=1` as this MainPID when set; health changed or not.
-    Accepted { relay_pid: Option<u32>, changed: bool },
+    Accepted {
+        relay_pid: Option<u32>,
+        changed: bool,
+    },
     /// The sender is not the service it names.
     Refused(String),
 }
@@ -166,7 +171,9 @@ pub struct Supervisor {
 
 /// `KRILL_RUN_DIR` or `/run/krill`.
 pub fn default_run_dir() -> PathBuf {
-    std::env::var_os("KRILL_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/krill"))
+    std::env::var_os("KRILL_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/krill"))
 }
 
 fn record(run_dir: &Path, kind: &str, unit: &str, contents: Option<&str>) {
@@ -188,13 +195,19 @@ fn record(run_dir: &Path, kind: &str, unit: &str, contents: Option<&str>) {
 
 /// The invocation recorded as healthy by a previous supervisor run, if any.
 pub fn recorded_healthy(run_dir: &Path, unit: &str) -> Option<String> {
-    std::fs::read_to_string(run_dir.join("health").join(unit)).ok().map(|s| s.trim().to_owned())
+    std::fs::read_to_string(run_dir.join("health").join(unit))
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 impl Tracked {
     fn new(watched: Watched, now: Instant) -> Tracked {
         Tracked {
-            health: if watched.check.is_some() { Health::Inactive } else { Health::None },
+            health: if watched.check.is_some() {
+                Health::Inactive
+            } else {
+                Health::None
+            },
             watched,
             state: UnitState::default(),
             reason: String::new(),
@@ -212,13 +225,23 @@ impl Tracked {
         if self.watched.check.is_none() {
             return;
         }
-        record(dir, "health-status", &self.watched.unit, Some(&format!("{}\n{}\n", self.health.as_str(), self.reason)));
+        record(
+            dir,
+            "health-status",
+            &self.watched.unit,
+            Some(&format!("{}\n{}\n", self.health.as_str(), self.reason)),
+        );
     }
 
     fn pass(&mut self, dir: &Path) {
         if !self.passed {
             self.passed = true;
-            record(dir, "health", &self.watched.unit, Some(&format!("{}\n", self.state.invocation)));
+            record(
+                dir,
+                "health",
+                &self.watched.unit,
+                Some(&format!("{}\n", self.state.invocation)),
+            );
         }
         self.failures = 0;
     }
@@ -230,7 +253,11 @@ impl Tracked {
 
 impl Supervisor {
     pub fn new(run_dir: PathBuf) -> Supervisor {
-        Supervisor { units: BTreeMap::new(), stats: Stats::default(), run_dir }
+        Supervisor {
+            units: BTreeMap::new(),
+            stats: Stats::default(),
+            run_dir,
+        }
     }
 
     /// Replaces the watched set (start, and after a daemon-reload), keeping what is
@@ -251,16 +278,28 @@ impl Supervisor {
     /// record; `previous_healthy` (from `/run/krill/health`) lets a restarted
     /// supervisor keep a pass it had already recorded. Returns whether anything
     /// visible changed.
-    pub fn on_unit_state(&mut self, unit: &str, st: UnitState, now: Instant, previous_healthy: Option<&str>) -> bool {
-        let Some(t) = self.units.get_mut(unit) else { return false };
+    pub fn on_unit_state(
+        &mut self,
+        unit: &str,
+        st: UnitState,
+        now: Instant,
+        previous_healthy: Option<&str>,
+    ) -> bool {
+        let Some(t) = self.units.get_mut(unit) else {
+            return false;
+        };
         let new_run = st.invocation != t.state.invocation;
-        let changed = new_run || st.active != t.state.active || st.sub != t.state.sub || st.main_pid != t.state.main_pid;
+        let changed = new_run
+            || st.active != t.state.active
+            || st.sub != t.state.sub
+            || st.main_pid != t.state.main_pid;
         t.state = st;
         if new_run {
             t.run_started = now;
             t.last_beat = None;
             t.failures = 0;
-            t.passed = previous_healthy.is_some_and(|p| p == t.state.invocation) && !t.state.invocation.is_empty();
+            t.passed = previous_healthy.is_some_and(|p| p == t.state.invocation)
+                && !t.state.invocation.is_empty();
             t.next_probe = now;
             if !t.passed {
                 record(&self.run_dir, "health", unit, None);
@@ -293,7 +332,13 @@ impl Supervisor {
     }
 
     /// A heartbeat from a process of `peer_unit` (None: not in any service unit).
-    pub fn on_heartbeat(&mut self, peer_unit: Option<&str>, peer_pid: i32, hb: &Heartbeat, now: Instant) -> BeatOutcome {
+    pub fn on_heartbeat(
+        &mut self,
+        peer_unit: Option<&str>,
+        peer_pid: i32,
+        hb: &Heartbeat,
+        now: Instant,
+    ) -> BeatOutcome {
         let t = match peer_unit.and_then(|u| self.units.get_mut(u)) {
             Some(t) if t.watched.service == hb.service => t,
             _ => {
@@ -312,7 +357,10 @@ impl Supervisor {
         if is_heartbeat_check && t.running() {
             let (health, reason) = match hb.status {
                 Status::Healthy => (Health::Healthy, String::new()),
-                Status::Degraded => (Health::Degraded, hb.reason().unwrap_or("degraded").to_owned()),
+                Status::Degraded => (
+                    Health::Degraded,
+                    hb.reason().unwrap_or("degraded").to_owned(),
+                ),
             };
             t.pass(&self.run_dir);
             if health != t.health || reason != t.reason {
@@ -321,7 +369,9 @@ impl Supervisor {
                 t.publish(&self.run_dir);
                 changed = true;
             }
-        } else if hb.status == Status::Degraded && t.reason.as_str() != hb.reason().unwrap_or("degraded") {
+        } else if hb.status == Status::Degraded
+            && t.reason.as_str() != hb.reason().unwrap_or("degraded")
+        {
             t.reason = hb.reason().unwrap_or("degraded").to_owned();
             changed = true;
         }
@@ -334,11 +384,17 @@ impl Supervisor {
     pub fn sweep(&mut self, now: Instant) -> Vec<String> {
         let mut out = vec![];
         for (u, t) in &mut self.units {
-            if let (Some(HealthCheck::Heartbeat { timeout }), true) = (&t.watched.check, t.running()) {
+            if let (Some(HealthCheck::Heartbeat { timeout }), true) =
+                (&t.watched.check, t.running())
+            {
                 let since = t.last_beat.unwrap_or(t.run_started);
                 if now.duration_since(since) > *timeout && t.health != Health::Unhealthy {
                     t.health = Health::Unhealthy;
-                    t.reason = format!("no heartbeat for {:.1} s (timeout {:?})", now.duration_since(since).as_secs_f64(), timeout);
+                    t.reason = format!(
+                        "no heartbeat for {:.1} s (timeout {:?})",
+                        now.duration_since(since).as_secs_f64(),
+                        timeout
+                    );
                     t.last_failure = t.reason.clone();
                     t.publish(&self.run_dir);
                     out.push(u.clone());
@@ -352,18 +408,35 @@ impl Supervisor {
     pub fn due_probes(&mut self, now: Instant) -> Vec<(String, HealthCheck, Watched)> {
         let mut out = vec![];
         for (u, t) in &mut self.units {
-            let probe = matches!(t.watched.check, Some(HealthCheck::Tcp { .. } | HealthCheck::Http { .. } | HealthCheck::Script { .. }));
+            let probe = matches!(
+                t.watched.check,
+                Some(
+                    HealthCheck::Tcp { .. } | HealthCheck::Http { .. } | HealthCheck::Script { .. }
+                )
+            );
             if probe && t.running() && !t.probing && t.next_probe <= now {
                 t.probing = true;
-                out.push((u.clone(), t.watched.check.clone().expect("probe"), t.watched.clone()));
+                out.push((
+                    u.clone(),
+                    t.watched.check.clone().expect("probe"),
+                    t.watched.clone(),
+                ));
             }
         }
         out
     }
 
     /// A probe of `unit`, started for invocation `invocation`, finished.
-    pub fn on_probe(&mut self, unit: &str, invocation: &str, result: Result<(), String>, now: Instant) -> ProbeOutcome {
-        let Some(t) = self.units.get_mut(unit) else { return ProbeOutcome::Unchanged };
+    pub fn on_probe(
+        &mut self,
+        unit: &str,
+        invocation: &str,
+        result: Result<(), String>,
+        now: Instant,
+    ) -> ProbeOutcome {
+        let Some(t) = self.units.get_mut(unit) else {
+            return ProbeOutcome::Unchanged;
+        };
         t.probing = false;
         t.next_probe = now + PROBE_INTERVAL;
         if t.state.invocation != invocation || !t.running() {
@@ -419,98 +492,190 @@ mod tests {
     }
 
     fn running(inv: &str, pid: u32) -> UnitState {
-        UnitState { active: "active".into(), sub: "running".into(), invocation: inv.into(), main_pid: pid, ..Default::default() }
+        UnitState {
+            active: "active".into(),
+            sub: "running".into(),
+            invocation: inv.into(),
+            main_pid: pid,
+            ..Default::default()
+        }
     }
 
     fn sup(check: HealthCheck) -> (Supervisor, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Supervisor::new(dir.path().to_owned());
-        s.configure(BTreeMap::from([("krill-w-a.service".to_owned(), watched("krill-w-a.service", "a", Some(check)))]), Instant::now());
+        s.configure(
+            BTreeMap::from([(
+                "krill-w-a.service".to_owned(),
+                watched("krill-w-a.service", "a", Some(check)),
+            )]),
+            Instant::now(),
+        );
         (s, dir)
     }
 
     fn hb(service: &str, status: Status) -> Heartbeat {
-        Heartbeat { service: service.into(), status, metadata: BTreeMap::from([("reason".into(), "low battery".into())]) }
+        Heartbeat {
+            service: service.into(),
+            status,
+            metadata: BTreeMap::from([("reason".into(), "low battery".into())]),
+        }
     }
 
     #[test]
     fn heartbeats_are_authenticated_by_unit_and_relayed_as_main_pid() {
-        let (mut s, _d) = sup(HealthCheck::Heartbeat { timeout: Duration::from_secs(2) });
+        let (mut s, _d) = sup(HealthCheck::Heartbeat {
+            timeout: Duration::from_secs(2),
+        });
         let now = Instant::now();
         s.on_unit_state("krill-w-a.service", running("aa", 42), now, None);
         assert_eq!(s.units["krill-w-a.service"].health, Health::Starting);
         match s.on_heartbeat(Some("krill-w-b.service"), 7, &hb("a", Status::Healthy), now) {
-            BeatOutcome::Refused(m) => assert!(m.contains("from pid 7 refused") && m.contains("krill-w-b.service"), "{m}"),
+            BeatOutcome::Refused(m) => assert!(
+                m.contains("from pid 7 refused") && m.contains("krill-w-b.service"),
+                "{m}"
+            ),
             o => panic!("{o:?}"),
         }
-        assert!(matches!(s.on_heartbeat(None, 7, &hb("a", Status::Healthy), now), BeatOutcome::Refused(_)));
-        assert!(matches!(s.on_heartbeat(Some("krill-w-a.service"), 7, &hb("b", Status::Healthy), now), BeatOutcome::Refused(_)));
+        assert!(matches!(
+            s.on_heartbeat(None, 7, &hb("a", Status::Healthy), now),
+            BeatOutcome::Refused(_)
+        ));
+        assert!(matches!(
+            s.on_heartbeat(Some("krill-w-a.service"), 7, &hb("b", Status::Healthy), now),
+            BeatOutcome::Refused(_)
+        ));
         assert_eq!(s.stats.refused_sender, 3);
-        assert_eq!(s.units["krill-w-a.service"].health, Health::Starting, "refused heartbeats change nothing");
         assert_eq!(
-            s.on_heartbeat(Some("krill-w-a.service"), 43, &hb("a", Status::Healthy), now),
-            BeatOutcome::Accepted { relay_pid: Some(42), changed: true }
+            s.units["krill-w-a.service"].health,
+            Health::Starting,
+            "refused heartbeats change nothing"
+        );
+        assert_eq!(
+            s.on_heartbeat(
+                Some("krill-w-a.service"),
+                43,
+                &hb("a", Status::Healthy),
+                now
+            ),
+            BeatOutcome::Accepted {
+                relay_pid: Some(42),
+                changed: true
+            }
         );
         assert_eq!(s.units["krill-w-a.service"].health, Health::Healthy);
-        assert_eq!(recorded_healthy(&s.run_dir, "krill-w-a.service").as_deref(), Some("aa"));
+        assert_eq!(
+            recorded_healthy(&s.run_dir, "krill-w-a.service").as_deref(),
+            Some("aa")
+        );
     }
 
     #[test]
     fn degraded_keeps_alive_with_its_reason_and_a_new_run_starts_over() {
-        let (mut s, _d) = sup(HealthCheck::Heartbeat { timeout: Duration::from_secs(2) });
+        let (mut s, _d) = sup(HealthCheck::Heartbeat {
+            timeout: Duration::from_secs(2),
+        });
         let now = Instant::now();
         s.on_unit_state("krill-w-a.service", running("aa", 42), now, None);
-        s.on_heartbeat(Some("krill-w-a.service"), 42, &hb("a", Status::Degraded), now);
+        s.on_heartbeat(
+            Some("krill-w-a.service"),
+            42,
+            &hb("a", Status::Degraded),
+            now,
+        );
         let t = &s.units["krill-w-a.service"];
-        assert_eq!((t.health, t.reason.as_str()), (Health::Degraded, "low battery"));
+        assert_eq!(
+            (t.health, t.reason.as_str()),
+            (Health::Degraded, "low battery")
+        );
         assert!(t.passed, "a degraded service is alive");
         s.on_unit_state("krill-w-a.service", running("bb", 50), now, None);
         let t = &s.units["krill-w-a.service"];
         assert_eq!((t.health, t.passed), (Health::Starting, false));
-        assert_eq!(recorded_healthy(&s.run_dir, "krill-w-a.service"), None, "the gate record belongs to the old run");
+        assert_eq!(
+            recorded_healthy(&s.run_dir, "krill-w-a.service"),
+            None,
+            "the gate record belongs to the old run"
+        );
     }
 
     #[test]
     fn silence_beyond_timeout_is_unhealthy() {
-        let (mut s, _d) = sup(HealthCheck::Heartbeat { timeout: Duration::from_millis(500) });
+        let (mut s, _d) = sup(HealthCheck::Heartbeat {
+            timeout: Duration::from_millis(500),
+        });
         let t0 = Instant::now();
         s.on_unit_state("krill-w-a.service", running("aa", 42), t0, None);
         s.on_heartbeat(Some("krill-w-a.service"), 42, &hb("a", Status::Healthy), t0);
         assert!(s.sweep(t0 + Duration::from_millis(400)).is_empty());
-        assert_eq!(s.sweep(t0 + Duration::from_millis(600)), ["krill-w-a.service"]);
-        assert!(s.units["krill-w-a.service"].reason.starts_with("no heartbeat for 0.6 s"));
+        assert_eq!(
+            s.sweep(t0 + Duration::from_millis(600)),
+            ["krill-w-a.service"]
+        );
+        assert!(s.units["krill-w-a.service"]
+            .reason
+            .starts_with("no heartbeat for 0.6 s"));
     }
 
     #[test]
     fn probes_fail_after_the_threshold_but_not_in_the_start_period() {
-        let (mut s, _d) = sup(HealthCheck::Tcp { port: 80, timeout: None });
+        let (mut s, _d) = sup(HealthCheck::Tcp {
+            port: 80,
+            timeout: None,
+        });
         let t0 = Instant::now();
         s.on_unit_state("krill-w-a.service", running("aa", 42), t0, None);
         for _ in 0..5 {
             assert_eq!(s.due_probes(t0).len(), 1);
-            assert_eq!(s.on_probe("krill-w-a.service", "aa", Err("refused".into()), t0), ProbeOutcome::Unchanged);
+            assert_eq!(
+                s.on_probe("krill-w-a.service", "aa", Err("refused".into()), t0),
+                ProbeOutcome::Unchanged
+            );
             s.units.get_mut("krill-w-a.service").unwrap().next_probe = t0;
         }
         let later = t0 + START_PERIOD + Duration::from_secs(1);
-        assert_eq!(s.on_probe("krill-w-a.service", "aa", Err("refused".into()), later), ProbeOutcome::Unchanged);
-        assert_eq!(s.on_probe("krill-w-a.service", "aa", Err("refused".into()), later), ProbeOutcome::Unchanged);
+        assert_eq!(
+            s.on_probe("krill-w-a.service", "aa", Err("refused".into()), later),
+            ProbeOutcome::Unchanged
+        );
+        assert_eq!(
+            s.on_probe("krill-w-a.service", "aa", Err("refused".into()), later),
+            ProbeOutcome::Unchanged
+        );
         match s.on_probe("krill-w-a.service", "aa", Err("refused".into()), later) {
             ProbeOutcome::Fail(r) => assert_eq!(r, "refused (3 checks in a row)"),
             o => panic!("{o:?}"),
         }
         // After a pass, failures count at once (no start period) and reset on success.
         s.on_unit_state("krill-w-a.service", running("bb", 43), t0, None);
-        assert_eq!(s.on_probe("krill-w-a.service", "bb", Ok(()), t0), ProbeOutcome::Changed);
-        assert_eq!(s.on_probe("krill-w-a.service", "bb", Err("x".into()), t0), ProbeOutcome::Unchanged);
-        assert_eq!(s.on_probe("krill-w-a.service", "bb", Err("x".into()), t0), ProbeOutcome::Unchanged);
-        assert!(matches!(s.on_probe("krill-w-a.service", "bb", Err("x".into()), t0), ProbeOutcome::Fail(_)));
+        assert_eq!(
+            s.on_probe("krill-w-a.service", "bb", Ok(()), t0),
+            ProbeOutcome::Changed
+        );
+        assert_eq!(
+            s.on_probe("krill-w-a.service", "bb", Err("x".into()), t0),
+            ProbeOutcome::Unchanged
+        );
+        assert_eq!(
+            s.on_probe("krill-w-a.service", "bb", Err("x".into()), t0),
+            ProbeOutcome::Unchanged
+        );
+        assert!(matches!(
+            s.on_probe("krill-w-a.service", "bb", Err("x".into()), t0),
+            ProbeOutcome::Fail(_)
+        ));
         // A result about an earlier run is ignored.
-        assert_eq!(s.on_probe("krill-w-a.service", "aa", Err("x".into()), t0), ProbeOutcome::Unchanged);
+        assert_eq!(
+            s.on_probe("krill-w-a.service", "aa", Err("x".into()), t0),
+            ProbeOutcome::Unchanged
+        );
     }
 
     #[test]
     fn a_restarted_supervisor_keeps_a_recorded_pass() {
-        let (mut s, _d) = sup(HealthCheck::Heartbeat { timeout: Duration::from_secs(2) });
+        let (mut s, _d) = sup(HealthCheck::Heartbeat {
+            timeout: Duration::from_secs(2),
+        });
         let now = Instant::now();
         s.on_unit_state("krill-w-a.service", running("aa", 42), now, Some("aa"));
         assert_eq!(s.units["krill-w-a.service"].health, Health::Healthy);

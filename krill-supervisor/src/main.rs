@@ -4,12 +4,27 @@
 use tracing_subscriber::prelude::*;
 
 fn main() -> std::process::ExitCode {
-    // journald when it is there (structured fields, priorities), else stderr.
+    // journald when it is there (structured fields, priorities), else stderr. Our
+    // messages from info up; libraries only when something is wrong.
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("krill_supervisor", tracing::Level::INFO)
+        .with_default(tracing::Level::WARN);
     match tracing_journald::layer() {
-        Ok(j) => tracing_subscriber::registry().with(j).init(),
-        Err(_) => tracing_subscriber::fmt().with_writer(std::io::stderr).init(),
+        Ok(j) => tracing_subscriber::registry()
+            .with(j.with_filter(filter))
+            .init(),
+        Err(_) => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .init(),
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("krill-supervisor: cannot start the runtime: {e}");

@@ -6,7 +6,9 @@
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, RawFd};
 
-use nix::sys::socket::{self, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, UnixCredentials};
+use nix::sys::socket::{
+    self, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, UnixCredentials,
+};
 
 /// systemd's notification socket, where the relay sends.
 pub const SYSTEMD_NOTIFY: &str = "/run/systemd/notify";
@@ -20,10 +22,21 @@ fn addr(path: &str) -> nix::Result<UnixAddr> {
 
 /// Sends `state` to the socket at `path`, optionally as process `pid` and with `fds`.
 pub fn send(path: &str, state: &str, pid: Option<i32>, fds: &[RawFd]) -> nix::Result<()> {
-    let sock = socket::socket(socket::AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    let sock = socket::socket(
+        socket::AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     let to = addr(path)?;
     let iov = [IoSlice::new(state.as_bytes())];
-    let creds = pid.map(|pid| UnixCredentials::from(libc::ucred { pid, uid: 0, gid: 0 }));
+    let creds = pid.map(|pid| {
+        UnixCredentials::from(libc::ucred {
+            pid,
+            uid: 0,
+            gid: 0,
+        })
+    });
     let mut cmsgs = Vec::new();
     if let Some(c) = &creds {
         cmsgs.push(ControlMessage::ScmCredentials(c));
@@ -31,7 +44,13 @@ pub fn send(path: &str, state: &str, pid: Option<i32>, fds: &[RawFd]) -> nix::Re
     if !fds.is_empty() {
         cmsgs.push(ControlMessage::ScmRights(fds));
     }
-    socket::sendmsg(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, Some(&to))?;
+    socket::sendmsg(
+        sock.as_raw_fd(),
+        &iov,
+        &cmsgs,
+        MsgFlags::MSG_NOSIGNAL,
+        Some(&to),
+    )?;
     Ok(())
 }
 

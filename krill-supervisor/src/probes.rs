@@ -10,11 +10,17 @@ use crate::health::{Watched, DEFAULT_PROBE_TIMEOUT, DEFAULT_SCRIPT_TIMEOUT};
 /// Runs one probe of `check` for `w`.
 pub async fn run(check: &HealthCheck, w: &Watched) -> Result<(), String> {
     match check {
-        HealthCheck::Tcp { port, timeout } => tcp(*port, timeout.unwrap_or(DEFAULT_PROBE_TIMEOUT)).await,
-        HealthCheck::Http { port, path, expected_status } => {
-            http(*port, path, *expected_status, DEFAULT_PROBE_TIMEOUT).await
+        HealthCheck::Tcp { port, timeout } => {
+            tcp(*port, timeout.unwrap_or(DEFAULT_PROBE_TIMEOUT)).await
         }
-        HealthCheck::Script { argv, timeout } => script(argv, w, timeout.unwrap_or(DEFAULT_SCRIPT_TIMEOUT)).await,
+        HealthCheck::Http {
+            port,
+            path,
+            expected_status,
+        } => http(*port, path, *expected_status, DEFAULT_PROBE_TIMEOUT).await,
+        HealthCheck::Script { argv, timeout } => {
+            script(argv, w, timeout.unwrap_or(DEFAULT_SCRIPT_TIMEOUT)).await
+        }
         HealthCheck::Heartbeat { .. } => Ok(()),
     }
 }
@@ -39,17 +45,23 @@ pub async fn http(port: u16, path: &str, expected: u16, timeout: Duration) -> Re
             .into();
         match agent.get(&url).call() {
             Ok(resp) if resp.status().as_u16() == expected => Ok(()),
-            Ok(resp) => Err(format!("GET {url}: status {}, expected {expected}", resp.status().as_u16())),
+            Ok(resp) => Err(format!(
+                "GET {url}: status {}, expected {expected}",
+                resp.status().as_u16()
+            )),
             Err(e) => Err(format!("GET {url}: {e}")),
         }
     });
-    task.await.unwrap_or_else(|e| Err(format!("http probe task: {e}")))
+    task.await
+        .unwrap_or_else(|e| Err(format!("http probe task: {e}")))
 }
 
 /// Runs the check command (never through a shell) in the service's working
 /// directory and environment; exit 0 is healthy.
 pub async fn script(argv: &[String], w: &Watched, timeout: Duration) -> Result<(), String> {
-    let Some((prog, args)) = argv.split_first() else { return Err("empty command".into()) };
+    let Some((prog, args)) = argv.split_first() else {
+        return Err("empty command".into());
+    };
     let mut cmd = tokio::process::Command::new(prog);
     cmd.args(args)
         .envs(w.env.iter().map(|(k, v)| (k, v)))
@@ -95,7 +107,10 @@ mod tests {
         let closed = tokio::net::TcpSocket::new_v4().unwrap();
         closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let port = closed.local_addr().unwrap().port();
-        assert!(tcp(port, Duration::from_secs(1)).await.unwrap_err().contains(&format!("tcp port {port}")));
+        assert!(tcp(port, Duration::from_secs(1))
+            .await
+            .unwrap_err()
+            .contains(&format!("tcp port {port}")));
 
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
@@ -105,21 +120,48 @@ mod tests {
                 let mut s = s.unwrap();
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf);
-                let status = if i == 0 { "200 OK" } else { "503 Service Unavailable" };
-                let _ = s.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+                let status = if i == 0 {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let _ = s.write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                );
             }
         });
-        assert_eq!(http(port, "/health", 200, Duration::from_secs(2)).await, Ok(()));
-        let e = http(port, "/health", 200, Duration::from_secs(2)).await.unwrap_err();
+        assert_eq!(
+            http(port, "/health", 200, Duration::from_secs(2)).await,
+            Ok(())
+        );
+        let e = http(port, "/health", 200, Duration::from_secs(2))
+            .await
+            .unwrap_err();
         assert!(e.contains("status 503, expected 200"), "{e}");
     }
 
     #[tokio::test]
     async fn script_exit_code_and_timeout() {
-        assert_eq!(script(&["true".into()], &w(), Duration::from_secs(2)).await, Ok(()));
-        let e = script(&["sh".into(), "-c".into(), "exit $PROBE_EXIT".into()], &w(), Duration::from_secs(2)).await.unwrap_err();
+        assert_eq!(
+            script(&["true".into()], &w(), Duration::from_secs(2)).await,
+            Ok(())
+        );
+        let e = script(
+            &["sh".into(), "-c".into(), "exit $PROBE_EXIT".into()],
+            &w(),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err();
         assert!(e.contains("exit status: 3"), "{e}");
-        let e = script(&["sleep".into(), "5".into()], &w(), Duration::from_millis(100)).await.unwrap_err();
+        let e = script(
+            &["sleep".into(), "5".into()],
+            &w(),
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap_err();
         assert!(e.contains("no answer within"), "{e}");
     }
 }

@@ -74,8 +74,16 @@ mod tests {
 
     #[test]
     fn accepts_the_exact_bytes_of_the_upstream_sdks() {
-        let h = parse(br#"{"type":"heartbeat","service":"S","status":"healthy","metadata":{}}"#).unwrap();
-        assert_eq!(h, Heartbeat { service: "S".into(), status: Status::Healthy, metadata: BTreeMap::new() });
+        let h = parse(br#"{"type":"heartbeat","service":"S","status":"healthy","metadata":{}}"#)
+            .unwrap();
+        assert_eq!(
+            h,
+            Heartbeat {
+                service: "S".into(),
+                status: Status::Healthy,
+                metadata: BTreeMap::new()
+            }
+        );
         let d = parse(br#"{"type":"heartbeat","service":"S","status":"degraded","metadata":{"reason":"low battery"}}"#).unwrap();
         assert_eq!(d.status, Status::Degraded);
         assert_eq!(d.reason(), Some("low battery"));
@@ -86,10 +94,22 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_heartbeat() {
         assert!(matches!(parse(b"not json"), Err(Refused::Malformed(_))));
-        assert!(matches!(parse(br#"{"type":"heartbeat","service":"S","status":"great"}"#), Err(Refused::Malformed(_))));
-        assert!(matches!(parse(br#"{"type":"heartbeat","service":"S","status":"healthy","extra":1}"#), Err(Refused::Malformed(_))));
-        assert!(matches!(parse(br#"{"type":"heartbeat","status":"healthy"}"#), Err(Refused::Malformed(_))));
-        assert_eq!(parse(br#"{"type":"shutdown","service":"S","status":"healthy"}"#), Err(Refused::UnknownType("shutdown".into())));
+        assert!(matches!(
+            parse(br#"{"type":"heartbeat","service":"S","status":"great"}"#),
+            Err(Refused::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"type":"heartbeat","service":"S","status":"healthy","extra":1}"#),
+            Err(Refused::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"type":"heartbeat","status":"healthy"}"#),
+            Err(Refused::Malformed(_))
+        ));
+        assert_eq!(
+            parse(br#"{"type":"shutdown","service":"S","status":"healthy"}"#),
+            Err(Refused::UnknownType("shutdown".into()))
+        );
         assert_eq!(parse(&vec![b' '; MAX_LINE + 1]), Err(Refused::Oversized));
     }
 }

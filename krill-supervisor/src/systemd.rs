@@ -36,7 +36,10 @@ fn hex(b: &[u8]) -> String {
 
 /// Reads a unit's state over D-Bus: two `GetAll` calls, uncached, so always
 /// systemd's current answer.
-pub async fn read_state(conn: &zbus::Connection, path: &OwnedObjectPath) -> zbus::Result<UnitState> {
+pub async fn read_state(
+    conn: &zbus::Connection,
+    path: &OwnedObjectPath,
+) -> zbus::Result<UnitState> {
     use zbus::names::InterfaceName;
     use zbus::zvariant::OwnedValue;
     let props = zbus::fdo::PropertiesProxy::builder(conn)
@@ -45,22 +48,40 @@ pub async fn read_state(conn: &zbus::Connection, path: &OwnedObjectPath) -> zbus
         .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
         .await?;
-    let unit = props.get_all(InterfaceName::from_static_str_unchecked("org.freedesktop.systemd1.Unit")).await?;
-    let svc = props.get_all(InterfaceName::from_static_str_unchecked("org.freedesktop.systemd1.Service")).await?;
+    let unit = props
+        .get_all(InterfaceName::from_static_str_unchecked(
+            "org.freedesktop.systemd1.Unit",
+        ))
+        .await?;
+    let svc = props
+        .get_all(InterfaceName::from_static_str_unchecked(
+            "org.freedesktop.systemd1.Service",
+        ))
+        .await?;
     fn s(m: &std::collections::HashMap<String, OwnedValue>, k: &str) -> String {
-        m.get(k).and_then(|v| String::try_from(v.clone()).ok()).unwrap_or_default()
+        m.get(k)
+            .and_then(|v| String::try_from(v.clone()).ok())
+            .unwrap_or_default()
     }
     fn u32_(m: &std::collections::HashMap<String, OwnedValue>, k: &str) -> u32 {
-        m.get(k).and_then(|v| u32::try_from(v.clone()).ok()).unwrap_or(0)
+        m.get(k)
+            .and_then(|v| u32::try_from(v.clone()).ok())
+            .unwrap_or(0)
     }
-    let inv: Vec<u8> = unit.get("InvocationID").and_then(|v| Vec::<u8>::try_from(v.clone()).ok()).unwrap_or_default();
+    let inv: Vec<u8> = unit
+        .get("InvocationID")
+        .and_then(|v| Vec::<u8>::try_from(v.clone()).ok())
+        .unwrap_or_default();
     Ok(UnitState {
         active: s(&unit, "ActiveState"),
         sub: s(&unit, "SubState"),
         invocation: hex(&inv),
         main_pid: u32_(&svc, "MainPID"),
         restarts: u32_(&svc, "NRestarts"),
-        started_us: svc.get("ExecMainStartTimestampMonotonic").and_then(|v| u64::try_from(v.clone()).ok()).unwrap_or(0),
+        started_us: svc
+            .get("ExecMainStartTimestampMonotonic")
+            .and_then(|v| u64::try_from(v.clone()).ok())
+            .unwrap_or(0),
         result: s(&svc, "Result"),
     })
 }

@@ -67,7 +67,7 @@ fn missing_prerequisite() -> Option<String> {
     {
         return Some("debootstrap is not installed and no cached rootfs exists".into());
     }
-    for b in ["krill-gen", "krill-ctl"] {
+    for b in ["krill-gen", "krill-ctl", "krill-supervisor"] {
         if !bindir().join(b).exists() {
             return Some(format!(
                 "{} is not built: run `cargo build --release --workspace --bins` first",

@@ -1,0 +1,47 @@
+//! The Python and C++ SDKs send the exact bytes of the upstream SDKs (design.md).
+//! (The Rust SDK's test is in sdk/rust.)
+
+use std::process::Command;
+
+use krill_e2e::repo;
+
+#[test]
+fn python_sdk_wire_format() {
+    let out = Command::new("python3")
+        .args(["-m", "unittest", "discover", "-s", "sdk/python/tests", "-v"])
+        .current_dir(repo())
+        .output()
+        .expect("python3 is installed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("Ran 2 tests"), "{err}");
+}
+
+#[test]
+fn cpp_sdk_wire_format() {
+    let dir = tempfile_dir();
+    let exe = dir.join("test_wire");
+    let st = Command::new("g++")
+        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(&exe)
+        .arg(repo().join("sdk/cpp/test_wire.cpp"))
+        .status()
+        .expect("g++ is installed");
+    assert!(st.success());
+    let out = Command::new(&exe).output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        concat!(
+            "{\"type\":\"heartbeat\",\"service\":\"S\",\"status\":\"healthy\",\"metadata\":{}}\n",
+            "{\"type\":\"heartbeat\",\"service\":\"S\",\"status\":\"degraded\",\"metadata\":{\"reason\":\"low \\\"battery\\\"\"}}\n",
+            "{\"type\":\"heartbeat\",\"service\":\"S\",\"status\":\"healthy\",\"metadata\":{\"fps\":\"30\"}}\n",
+            "cannot connect to /nonexistent/k.sock: No such file or directory\n",
+        )
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("krill-sdk-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

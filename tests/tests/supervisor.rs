@@ -1,0 +1,569 @@
+//! krill-supervisor in a real systemd 252: S1 (`healthy`), S7, S9, heartbeats,
+//! probes, status and estop on D-Bus.
+
+use std::time::Duration;
+
+use krill_e2e::{now_us, Container};
+
+const T: Duration = Duration::from_secs(30);
+
+/// A heartbeat service for tests, using the Python SDK as installed by krill.
+/// Files under /run steer it: `stop-S` silences it, `degrade-S` makes it report
+/// degraded with the file's text as reason. It writes the CLOCK_MONOTONIC time of its
+/// last heartbeat (µs) to `lastbeat-S`.
+const HB_PY: &str = r#"import os, time
+from krill import KrillClient
+name = os.environ["KRILL_SERVICE"]
+c = KrillClient()
+while True:
+    if not os.path.exists("/run/stop-" + name):
+        if os.path.exists("/run/degrade-" + name):
+            c.report_degraded(open("/run/degrade-" + name).read().strip())
+        else:
+            c.heartbeat()
+        with open("/run/lastbeat-" + name + ".tmp", "w") as f:
+            f.write(str(time.monotonic_ns() // 1000))
+        os.rename("/run/lastbeat-" + name + ".tmp", "/run/lastbeat-" + name)
+    time.sleep(0.1)
+"#;
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn install(c: &Container, ws: &str, recipe: &str, flags: &str) {
+    let out = c.install(&format!("/root/{ws}.yaml"), recipe, flags);
+    assert!(out.status.success(), "krill install: {}", text(&out));
+}
+
+fn status_json(c: &Container, ws: &str) -> serde_json::Value {
+    serde_json::from_str(&c.ok(&format!("krill status {ws} --json"))).unwrap()
+}
+
+fn service_status(c: &Container, ws: &str, svc: &str) -> serde_json::Value {
+    let v = status_json(c, ws);
+    v["workspaces"][0]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == svc)
+        .cloned()
+        .unwrap()
+}
+
+/// S1/S7 for heartbeats: a `healthy` dependent starts only after the first
+/// heartbeat; degraded keeps the service alive and shows the reason; silence beyond
+/// `timeout` fails the service, its restart policy applies, and the dependent keeps
+/// running (S3).
+#[test]
+fn heartbeat_gates_degrades_and_times_out() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-hb");
+    c.write("/opt/hb/hb.py", HB_PY);
+    install(
+        &c,
+        "hb",
+        r#"
+version: "1"
+name: hb
+services:
+  sensor:
+    execute: {type: shell, command: python3 /opt/hb/hb.py}
+    health_check: {type: heartbeat, timeout: 1s}
+    policy: {restart: on-failure, restart_delay: 200ms}
+  fusion:
+    execute: {type: shell, command: sleep infinity}
+    dependencies:
+      - sensor: healthy
+"#,
+        "--now",
+    );
+    let (s, f) = ("krill-hb-sensor.service", "krill-hb-fusion.service");
+    c.wait_state(f, "active/running", T);
+    let first_beat: u64 = std::fs::read_to_string(c.path("/run/lastbeat-sensor"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = first_beat;
+    assert!(
+        c.num(f, "ExecMainStartTimestampMonotonic")
+            > c.num(
+                "krill-healthy@krill-hb-sensor.service",
+                "ActiveEnterTimestampMonotonic"
+            ) - 1,
+        "fusion started after the healthy gate passed"
+    );
+    c.wait_for("sensor healthy in status", T, || {
+        service_status(&c, "hb", "sensor")["health"] == "healthy"
+    });
+
+    c.write("/run/degrade-sensor", "lidar dirty");
+    c.wait_for("degraded with reason", T, || {
+        let s = service_status(&c, "hb", "sensor");
+        s["health"] == "degraded" && s["reason"] == "lidar dirty"
+    });
+    let table = c.ok("krill status hb");
+    assert!(
+        table.contains("degraded") && table.contains("lidar dirty"),
+        "{table}"
+    );
+    std::fs::remove_file(c.path("/run/degrade-sensor")).unwrap();
+
+    let fusion_pid = c.num(f, "MainPID");
+    let sensor_pid = c.num(s, "MainPID");
+    c.write("/run/stop-sensor", "");
+    c.wait_for("watchdog to fail the sensor", T, || {
+        c.num(s, "NRestarts") >= 1
+    });
+    std::fs::remove_file(c.path("/run/stop-sensor")).unwrap();
+    let last: u64 = std::fs::read_to_string(c.path("/run/lastbeat-sensor"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let acted = c.num(s, "ActiveExitTimestampMonotonic");
+    eprintln!(
+        "MEASURE missed_heartbeat_to_systemd_ms={:.1} (timeout 1000 ms; from the last heartbeat to systemd failing the unit)",
+        (acted - last) as f64 / 1000.0
+    );
+    assert!(acted >= last + 1_000_000, "failed before the timeout");
+    c.wait_state(s, "active/running", T);
+    assert_ne!(c.num(s, "MainPID"), sensor_pid);
+    assert!(
+        c.journal(&format!("-u {s}")).contains("Watchdog timeout"),
+        "systemd's watchdog acted"
+    );
+    assert_eq!(
+        c.num(f, "MainPID"),
+        fusion_pid,
+        "the dependent kept running"
+    );
+    assert_eq!(c.state(f), "active/running");
+    c.wait_for("healthy again", T, || {
+        service_status(&c, "hb", "sensor")["health"] == "healthy"
+    });
+}
+
+/// S2 for `healthy`: a dependency that never becomes healthy keeps its dependent from
+/// starting; the gate says why.
+#[test]
+fn never_healthy_dependency_blocks_dependent() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-never");
+    install(
+        &c,
+        "nh",
+        r#"
+version: "1"
+name: nh
+services:
+  db:
+    execute: {type: shell, command: sleep infinity}
+    health_check: {type: tcp, port: 5999}
+  app:
+    execute: {type: shell, command: sleep infinity}
+    dependencies:
+      - db: healthy
+"#,
+        "",
+    );
+    // Shorten the start timeout of this gate for the test (a drop-in, as an operator would).
+    c.write(
+        "/etc/systemd/system/krill-healthy@krill-nh-db.service.d/timeout.conf",
+        "[Service]\nTimeoutStartSec=3s\n",
+    );
+    c.ok("systemctl daemon-reload");
+    let _ = c.sh("systemctl start krill-nh.target");
+    c.wait_state("krill-healthy@krill-nh-db.service", "failed/failed", T);
+    assert_eq!(
+        c.num("krill-nh-app.service", "ExecMainStartTimestampMonotonic"),
+        0,
+        "app never started"
+    );
+    assert_eq!(c.state("krill-nh-db.service"), "active/running");
+    assert_eq!(
+        c.prop("krill-healthy@krill-nh-db.service", "Result"),
+        "timeout"
+    );
+    let st = service_status(&c, "nh", "db");
+    assert_eq!(st["health"], "starting");
+    assert!(
+        st["reason"].as_str().unwrap().contains("tcp port 5999"),
+        "{st}"
+    );
+}
+
+/// tcp, http and script checks pass, then fail; after 3 failed checks the service
+/// is failed and its restart policy applies.
+#[test]
+fn probes_pass_fail_and_restart() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-probes");
+    // A tiny server: healthy while /run/sick-NAME does not exist.
+    c.write(
+        "/opt/srv.py",
+        r#"import http.server, os, sys, socket
+name, port = sys.argv[1], int(sys.argv[2])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = 500 if os.path.exists("/run/sick-" + name) else 200
+        self.send_response(code); self.end_headers()
+    def log_message(self, *a): pass
+if name == "tcp":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port)); s.listen(16)
+    import time
+    while not os.path.exists("/run/sick-tcp"):
+        s.settimeout(0.05)
+        try: s.accept()[0].close()
+        except OSError: pass
+    s.close()
+    while True: time.sleep(1)
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"#,
+    );
+    install(
+        &c,
+        "pr",
+        r#"
+version: "1"
+name: pr
+services:
+  tcp:
+    execute: {type: shell, command: python3 /opt/srv.py tcp 7001}
+    health_check: {type: tcp, port: 7001, timeout: 500ms}
+    policy: {restart: on-failure, restart_delay: 100ms}
+  http:
+    execute: {type: shell, command: python3 /opt/srv.py http 7002}
+    health_check: {type: http, port: 7002, path: /health}
+    policy: {restart: always, restart_delay: 100ms}
+  script:
+    execute: {type: shell, command: sleep infinity}
+    health_check: {type: script, command: test ! -e /run/sick-script, timeout: 2s}
+    policy: {restart: on-failure, restart_delay: 100ms}
+"#,
+        "--now",
+    );
+    for s in ["tcp", "http", "script"] {
+        c.wait_for(&format!("{s} healthy"), T, || {
+            service_status(&c, "pr", s)["health"] == "healthy"
+        });
+    }
+    for s in ["tcp", "http", "script"] {
+        let u = format!("krill-pr-{s}.service");
+        let pid = c.num(&u, "MainPID");
+        c.write(&format!("/run/sick-{s}"), "");
+        c.wait_for(&format!("{s} failed and restarted"), T, || {
+            c.num(&u, "NRestarts") == 1
+        });
+        let _ = std::fs::remove_file(c.path(&format!("/run/sick-{s}")));
+        c.wait_state(&u, "active/running", T);
+        assert_ne!(c.num(&u, "MainPID"), pid);
+        let st = service_status(&c, "pr", s);
+        assert!(
+            st["last_failure"]
+                .as_str()
+                .unwrap()
+                .contains("(3 checks in a row)"),
+            "{st}"
+        );
+        c.wait_for(&format!("{s} healthy again"), T, || {
+            service_status(&c, "pr", s)["health"] == "healthy"
+        });
+    }
+    let log = c.journal("-u krill-supervisor.service");
+    assert!(log.contains("krill-pr-http.service is unhealthy: GET http://127.0.0.1:7002/health: status 500, expected 200"), "{log}");
+}
+
+/// A process outside a service's unit cannot mark it healthy; malformed, oversized
+/// and unknown messages are refused and counted, and the supervisor keeps running.
+#[test]
+fn spoofed_and_malformed_heartbeats_are_refused() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-spoof");
+    c.write("/opt/hb/hb.py", HB_PY);
+    install(
+        &c,
+        "sp",
+        r#"
+version: "1"
+name: sp
+services:
+  quiet:
+    execute: {type: shell, command: sleep infinity}
+    health_check: {type: heartbeat, timeout: 30s}
+  victim-dep:
+    execute: {type: shell, command: sleep infinity}
+    dependencies:
+      - quiet: healthy
+  other:
+    execute: {type: shell, command: python3 /opt/hb/hb.py}
+    health_check: {type: heartbeat, timeout: 5s}
+"#,
+        "--now",
+    );
+    c.wait_for("other healthy", T, || {
+        service_status(&c, "sp", "other")["health"] == "healthy"
+    });
+    let sup_pid = c.num("krill-supervisor.service", "MainPID");
+    // From outside any service unit (the test's shell in the container), and from
+    // inside another service's unit (a transient unit impersonating `quiet`).
+    let spoof = r#"python3 -c 'import krill; c = krill.KrillClient("quiet", "/run/krill/krill.sock"); [c.heartbeat() for _ in range(5)]'"#;
+    c.ok(spoof);
+    c.ok(&format!(
+        "systemd-run --wait --quiet --unit=impostor {spoof}"
+    ));
+    // Garbage, an oversized line, an unknown type, then a valid heartbeat on the same
+    // connection: the connection survives bad lines.
+    c.ok(r#"python3 - <<'EOF'
+import socket
+s = socket.socket(socket.AF_UNIX); s.connect("/run/krill/krill.sock")
+s.sendall(b"not json\n" + b"x" * 100000 + b"\n" + b'{"type":"shutdown","service":"quiet","status":"healthy"}\n' + b'{"type":"heartbeat","service":"quiet","status":"healthy","metadata":{}}\n')
+s.close()
+EOF"#);
+    let stats = || -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&c.ok("busctl --json=short get-property org.krill.Supervisor1 /org/krill/Supervisor1 org.krill.Supervisor1 Stats")).unwrap();
+        serde_json::from_str(v["data"].as_str().unwrap()).unwrap()
+    };
+    c.wait_for("counters", T, || {
+        let s = stats();
+        s["malformed"] == 1
+            && s["oversized"] == 1
+            && s["unknown_type"] == 1
+            && s["refused_sender"] == 11
+    });
+    assert_eq!(
+        c.num("krill-supervisor.service", "MainPID"),
+        sup_pid,
+        "the supervisor did not crash"
+    );
+    assert_eq!(c.num("krill-supervisor.service", "NRestarts"), 0);
+    assert_eq!(
+        service_status(&c, "sp", "quiet")["health"],
+        "starting",
+        "nobody made `quiet` healthy"
+    );
+    assert_eq!(
+        c.prop("krill-sp-victim-dep.service", "ActiveState"),
+        "inactive",
+        "its dependent still waits"
+    );
+    let log = c.journal("-u krill-supervisor.service");
+    assert!(
+        log.contains("heartbeat for service \"quiet\" from pid")
+            && log.contains("not in that service's unit"),
+        "{log}"
+    );
+    assert!(log.contains("runs in impostor.service"), "{log}");
+    assert!(
+        log.contains("refused: line longer than 4096 bytes"),
+        "{log}"
+    );
+    assert_eq!(service_status(&c, "sp", "other")["health"], "healthy");
+}
+
+/// S9: kill -9 of the supervisor while services run causes no service restart or
+/// stop; heartbeat connections are kept across its restart (fd store).
+#[test]
+fn supervisor_crash_touches_no_service() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-s9");
+    c.write("/opt/hb/hb.py", HB_PY);
+    install(
+        &c,
+        "s9",
+        r#"
+version: "1"
+name: s9
+services:
+  beat:
+    execute: {type: shell, command: python3 /opt/hb/hb.py}
+    health_check: {type: heartbeat, timeout: 2s}
+    policy: {restart: on-failure}
+  web:
+    execute: {type: shell, command: python3 -m http.server 7100 --bind 127.0.0.1}
+    health_check: {type: http, port: 7100, path: /}
+    policy: {restart: on-failure}
+  dep:
+    execute: {type: shell, command: sleep infinity}
+    dependencies:
+      - beat: healthy
+      - web: healthy
+"#,
+        "--now",
+    );
+    let units = [
+        "krill-s9-beat.service",
+        "krill-s9-web.service",
+        "krill-s9-dep.service",
+    ];
+    c.wait_state(units[2], "active/running", T);
+    let before: Vec<(u64, u64)> = units
+        .iter()
+        .map(|u| (c.num(u, "MainPID"), c.num(u, "NRestarts")))
+        .collect();
+    for round in 0..3 {
+        let pid = c.num("krill-supervisor.service", "MainPID");
+        c.ok(&format!("kill -9 {pid}"));
+        c.wait_for("supervisor back", T, || {
+            let p = c.num("krill-supervisor.service", "MainPID");
+            p != 0 && p != pid && c.prop("krill-supervisor.service", "ActiveState") == "active"
+        });
+        assert_eq!(c.num("krill-supervisor.service", "NRestarts"), round + 1);
+    }
+    // Well past the heartbeat timeout: the relayed heartbeats kept systemd's watchdog fed.
+    let t0 = now_us();
+    c.wait_for("3 s of heartbeats after the crashes", T, || {
+        now_us() - t0 > 3_000_000 && service_status(&c, "s9", "beat")["health"] == "healthy"
+    });
+    let after: Vec<(u64, u64)> = units
+        .iter()
+        .map(|u| (c.num(u, "MainPID"), c.num(u, "NRestarts")))
+        .collect();
+    assert_eq!(before, after, "no service was restarted or stopped");
+    let log = c.journal("-u krill-supervisor.service");
+    assert!(
+        log.contains("took back heartbeat connection"),
+        "fd store used: {log}"
+    );
+    assert_eq!(service_status(&c, "s9", "web")["health"], "healthy");
+}
+
+/// Status over D-Bus for everyone; EmergencyStop only for root/krill; `krill estop`
+/// also works with the supervisor stopped (systemd fallback).
+#[test]
+fn status_and_estop_on_dbus() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-dbus");
+    install(
+        &c,
+        "db",
+        "version: \"1\"\nname: db\nservices:\n  a:\n    execute: {type: shell, command: sleep infinity}\n  b:\n    execute: {type: shell, command: sleep infinity}\n    dependencies: [a]\n",
+        "--now",
+    );
+    c.wait_state("krill-db-b.service", "active/running", T);
+    let as_nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups";
+    let st = c.ok(&format!("{as_nobody} busctl --json=short call org.krill.Supervisor1 /org/krill/Supervisor1 org.krill.Supervisor1 GetStatus s db"));
+    assert!(
+        st.contains("krill-db-b.service") && st.contains("active/running"),
+        "{st}"
+    );
+    let denied = c.sh(&format!("{as_nobody} busctl call org.krill.Supervisor1 /org/krill/Supervisor1 org.krill.Supervisor1 EmergencyStop ss db test"));
+    assert!(
+        !denied.status.success() && text(&denied).to_lowercase().contains("access denied"),
+        "{}",
+        text(&denied)
+    );
+    assert_eq!(c.state("krill-db-b.service"), "active/running");
+
+    c.ok("krill estop db --reason 'operator pressed the button'");
+    c.wait_state("krill-db-a.service", "inactive/dead", T);
+    c.wait_state("krill-db-b.service", "inactive/dead", T);
+    assert!(c
+        .journal("-u krill-supervisor.service")
+        .contains("EMERGENCY STOP of workspace db: operator pressed the button"));
+    assert!(c
+        .ok("krill status db")
+        .contains("EMERGENCY STOP: operator pressed the button"));
+
+    // Without the supervisor: the same command falls back to systemd.
+    c.ok("krill start db");
+    c.wait_state("krill-db-b.service", "active/running", T);
+    c.ok("systemctl stop krill-supervisor.service krill-supervisor.socket");
+    let out = c.ok("krill estop db --reason 'supervisor down'");
+    assert!(out.contains("emergency stop of workspace db"), "{out}");
+    c.wait_state("krill-db-b.service", "inactive/dead", T);
+    assert!(c
+        .ok("krill status db")
+        .contains("EMERGENCY STOP: supervisor down"));
+}
+
+/// The seed Try-It table with `healthy` dependencies: Python services sending
+/// heartbeats, started through the labelled pixi stand-in from a pixi.toml.
+#[test]
+fn seed_try_it_with_healthy_dependencies_and_pixi() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-tryit");
+    c.write(
+        "/usr/local/bin/pixi",
+        &std::fs::read_to_string(krill_e2e::repo().join("tests/standins/pixi")).unwrap(),
+    );
+    c.ok("chmod +x /usr/local/bin/pixi");
+    for svc in ["data-processor", "data-analyzer", "decision-controller"] {
+        c.write(
+            &format!("/opt/krill-pixi/services/{svc}/pixi.toml"),
+            &format!(
+                "[tasks]\nrun-{} = \"python3 service.py\"\n",
+                svc.split('-').nth(1).unwrap()
+            ),
+        );
+        c.write(&format!("/opt/krill-pixi/services/{svc}/service.py"), HB_PY);
+    }
+    // The seed recipe with its delays shortened (5 s -> 200 ms) to keep the test quick.
+    let recipe = std::fs::read_to_string(krill_e2e::repo().join("examples/krill-pixi.yaml"))
+        .unwrap()
+        .replace("restart_delay: 5s", "restart_delay: 200ms");
+    c.write("/opt/krill-pixi/krill-pixi.yaml", &recipe);
+    let out = c.sh("krill install /opt/krill-pixi/krill-pixi.yaml --now");
+    assert!(out.status.success(), "{}", text(&out));
+    let [p, a, d] = ["data-processor", "data-analyzer", "decision-controller"]
+        .map(|s| format!("krill-krill-pixi-{s}.service"));
+    c.wait_state(&d, "active/running", T);
+    let log = std::fs::read_to_string(c.path("/run/pixi-standin.log")).unwrap();
+    assert!(log.contains("run --manifest-path /opt/krill-pixi/services/data-processor/pixi.toml -e default run-processor"), "{log}");
+    // Start order follows health: each dependent started after its dependencies' first heartbeat.
+    let start = |u: &str| c.num(u, "ExecMainStartTimestampMonotonic");
+    let gate = |s: &str| {
+        c.num(
+            &format!("krill-healthy@krill-krill-pixi-{s}.service"),
+            "ActiveEnterTimestampMonotonic",
+        )
+    };
+    assert!(gate("data-processor") > start(&p) && start(&a) >= gate("data-processor"));
+    assert!(start(&d) >= gate("data-analyzer"));
+    let kill = |u: &str| {
+        let pid = c.num(u, "MainPID");
+        c.ok(&format!("kill {pid}"));
+    };
+    // Kill processor: restarts, dependents keep running.
+    let pids = (c.num(&a, "MainPID"), c.num(&d, "MainPID"));
+    kill(&p);
+    c.wait_for("processor restarted", T, || {
+        c.num(&p, "NRestarts") == 1 && c.state(&p) == "active/running"
+    });
+    assert_eq!((c.num(&a, "MainPID"), c.num(&d, "MainPID")), pids);
+    // Kill analyzer 4 times: 3 restarts, then it fails for good and the controller stops.
+    for i in 1..=3 {
+        kill(&a);
+        c.wait_for("analyzer restarted", T, || {
+            c.num(&a, "NRestarts") == i && c.state(&a) == "active/running"
+        });
+    }
+    kill(&a);
+    c.wait_state(&a, "failed/failed", T);
+    c.wait_state(&d, "inactive/dead", T);
+    assert_eq!(c.state(&p), "active/running");
+    // Restart; kill the controller 4 times: emergency stop.
+    c.ok("krill restart krill-pixi");
+    c.wait_state(&d, "active/running", T);
+    for i in 1..=3 {
+        kill(&d);
+        c.wait_for("controller restarted", T, || {
+            c.num(&d, "NRestarts") == i && c.state(&d) == "active/running"
+        });
+    }
+    kill(&d);
+    c.wait_state(&p, "inactive/dead", T);
+    c.wait_state(&a, "inactive/dead", T);
+    assert!(c
+        .cgroup_pids("krill.slice/krill-krill\\x2dpixi.slice")
+        .is_empty());
+    assert!(c.ok("krill status krill-pixi").contains(
+        "EMERGENCY STOP: critical service krill-krill-pixi-decision-controller.service failed"
+    ));
+}
