@@ -16,6 +16,9 @@ pub const KRILL_CTL: &str = "/usr/bin/krill-ctl";
 /// The heartbeat socket, exported to every service as `KRILL_SOCKET`.
 pub const KRILL_SOCKET: &str = "/run/krill/krill.sock";
 
+/// krill-supervisor relays a service's heartbeats to systemd at most this often.
+pub const RELAY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// One rendered unit file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
@@ -317,9 +320,14 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
     };
     let description = format!("krill {ws}: {} ({})", s.name, svc.execute.kind());
     // Heartbeats reach systemd as watchdog pings (relayed by krill-supervisor, or sent
-    // by the service itself with sd_notify), so systemd enforces the timeout.
+    // by the service itself with sd_notify), so systemd enforces the timeout. The
+    // supervisor relays at most every RELAY_INTERVAL, so the watchdog gets that much
+    // slack: it fires between `timeout` and `timeout + RELAY_INTERVAL` after the last
+    // heartbeat, never before.
     let watchdog = match &svc.health_check {
-        Some(crate::recipe::HealthCheck::Heartbeat { timeout }) => Some(to_systemd(*timeout)),
+        Some(crate::recipe::HealthCheck::Heartbeat { timeout }) => {
+            Some(to_systemd(*timeout + RELAY_INTERVAL))
+        }
         _ => None,
     };
     render(

@@ -32,6 +32,12 @@ pub struct Ctx {
     paths: Mutex<BTreeMap<String, OwnedObjectPath>>,
     last_relay: Mutex<BTreeMap<String, Instant>>,
     next_fd_name: std::sync::atomic::AtomicU64,
+    /// Wakes the timer loop when deadlines may have moved.
+    wake: tokio::sync::Notify,
+    /// Wakes the plain-sd_notify poller when a unit's state changed.
+    wake_native: tokio::sync::Notify,
+    /// One datagram socket for all watchdog relays.
+    relay_sock: std::os::unix::net::UnixDatagram,
 }
 
 impl Ctx {
@@ -167,6 +173,8 @@ async fn refresh(ctx: &Arc<Ctx>, unit: &str) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .on_unit_state(unit, st, Instant::now(), prev.as_deref());
+    ctx.wake.notify_one();
+    ctx.wake_native.notify_one();
     if changed {
         emit(ctx, unit).await;
     }
@@ -231,65 +239,113 @@ async fn watch_reloads(ctx: Arc<Ctx>) -> zbus::Result<()> {
     Ok(())
 }
 
-/// Runs due probes and fails units whose checks fail.
-async fn probe_loop(ctx: Arc<Ctx>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+/// Sleeps until the next probe or heartbeat deadline (at most 1 s, and woken early
+/// when state changes), then runs due probes and marks silent heartbeat services.
+/// Nothing to do means no wakeups but the 1 s one.
+async fn timer_loop(ctx: Arc<Ctx>) {
     loop {
-        tick.tick().await;
+        let next = ctx
+            .sup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_deadline();
+        let cap = tokio::time::Instant::now() + Duration::from_secs(1);
+        let until = next
+            .map(|n| tokio::time::Instant::from_std(n).min(cap))
+            .unwrap_or(cap);
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {}
+            _ = ctx.wake.notified() => {}
+        }
+        let now = Instant::now();
+        let changed = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).sweep(now);
+        for u in changed {
+            tracing::warn!("{u}: heartbeat timed out");
+            emit(&ctx, &u).await;
+        }
         let due = ctx
             .sup
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .due_probes(Instant::now());
+            .due_probes(now);
         for (unit, check, watched) in due {
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                let inv = ctx
-                    .sup
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .units
-                    .get(&unit)
-                    .map(|t| t.state.invocation.clone())
-                    .unwrap_or_default();
-                let result = crate::probes::run(&check, &watched).await;
-                let outcome = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).on_probe(
-                    &unit,
-                    &inv,
-                    result,
-                    Instant::now(),
-                );
-                match outcome {
-                    ProbeOutcome::Unchanged => {}
-                    ProbeOutcome::Changed => emit(&ctx, &unit).await,
-                    ProbeOutcome::Fail(reason) => {
-                        tracing::warn!("{unit} is unhealthy: {reason}; failing it so that its restart policy applies");
-                        emit(&ctx, &unit).await;
-                        // SIGABRT to the main process, as systemd's own watchdog does:
-                        // an unclean death, so Restart=on-failure applies.
-                        if let Err(e) = ctx.manager.kill_unit(&unit, "main", libc::SIGABRT).await {
-                            tracing::error!("cannot fail {unit}: {e}");
-                        }
-                    }
-                }
-            });
+            tokio::spawn(run_probe(ctx.clone(), unit, check, watched));
         }
     }
 }
 
-/// Marks silent heartbeat services unhealthy (systemd's watchdog acts on them).
-async fn sweep_loop(ctx: Arc<Ctx>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+async fn run_probe(
+    ctx: Arc<Ctx>,
+    unit: String,
+    check: krill::recipe::HealthCheck,
+    watched: health::Watched,
+) {
+    let inv = ctx
+        .sup
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .units
+        .get(&unit)
+        .map(|t| t.state.invocation.clone())
+        .unwrap_or_default();
+    let result = crate::probes::run(&check, &watched).await;
+    let outcome = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).on_probe(
+        &unit,
+        &inv,
+        result,
+        Instant::now(),
+    );
+    ctx.wake.notify_one();
+    match outcome {
+        ProbeOutcome::Unchanged => {}
+        ProbeOutcome::Changed => emit(&ctx, &unit).await,
+        ProbeOutcome::Fail(reason) => {
+            tracing::warn!(
+                "{unit} is unhealthy: {reason}; failing it so that its restart policy applies"
+            );
+            emit(&ctx, &unit).await;
+            // SIGABRT to the main process, as systemd's own watchdog does: an unclean
+            // death, so Restart=on-failure applies.
+            if let Err(e) = ctx.manager.kill_unit(&unit, "main", libc::SIGABRT).await {
+                tracing::error!("cannot fail {unit}: {e}");
+            }
+        }
+    }
+}
+
+/// Looks at systemd's watchdog timestamp of heartbeat services that do not use the
+/// socket (plain sd_notify clients), twice a second: their pings go to systemd
+/// directly, and this is how they become healthy for `healthy` gates.
+async fn native_ping_loop(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let changed = ctx
+        let units = ctx
             .sup
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .sweep(Instant::now());
-        for u in changed {
-            tracing::warn!("{u}: heartbeat timed out");
-            emit(&ctx, &u).await;
+            .native_candidates();
+        if units.is_empty() {
+            // Nothing to poll: wait for a state change instead of ticking.
+            ctx.wake_native.notified().await;
+            continue;
+        }
+        for u in units {
+            let Some(path) = ctx.path_of(&u) else {
+                continue;
+            };
+            let Ok(st) = read_state(&ctx.conn, &path).await else {
+                continue;
+            };
+            let changed = ctx
+                .sup
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .on_native_ping(&u, &st, Instant::now());
+            if changed {
+                emit(&ctx, &u).await;
+            }
         }
     }
 }
@@ -405,8 +461,8 @@ async fn handle_line(
     }
 }
 
-/// Relays `WATCHDOG=1` for `unit`, at most every 50 ms: systemd only needs one ping
-/// per WatchdogSec, and a chatty client must not load PID 1.
+/// Relays `WATCHDOG=1` for `unit`, at most every [`krill::render::RELAY_INTERVAL`]
+/// (the slack krill-gen adds to `WatchdogSec=`): a chatty client must not load PID 1.
 fn relay(ctx: &Arc<Ctx>, unit: &str, main_pid: u32) {
     let now = Instant::now();
     {
@@ -419,7 +475,7 @@ fn relay(ctx: &Arc<Ctx>, unit: &str, main_pid: u32) {
         }
         last.insert(unit.to_owned(), now);
     }
-    if let Err(e) = notify::relay_watchdog(main_pid as i32) {
+    if let Err(e) = notify::relay_watchdog(&ctx.relay_sock, main_pid as i32) {
         tracing::warn!("relaying WATCHDOG=1 for {unit} (MainPID {main_pid}): {e}");
     }
 }
@@ -453,6 +509,9 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         paths: Mutex::new(BTreeMap::new()),
         last_relay: Mutex::new(BTreeMap::new()),
         next_fd_name: std::sync::atomic::AtomicU64::new(0),
+        wake: tokio::sync::Notify::new(),
+        wake_native: tokio::sync::Notify::new(),
+        relay_sock: std::os::unix::net::UnixDatagram::unbound()?,
     });
     conn.object_server()
         .at(PATH, Api { ctx: ctx.clone() })
@@ -488,8 +547,8 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     conn.request_name(NAME).await?;
     tokio::spawn(watch_units(ctx.clone()));
     tokio::spawn(watch_reloads(ctx.clone()));
-    tokio::spawn(probe_loop(ctx.clone()));
-    tokio::spawn(sweep_loop(ctx.clone()));
+    tokio::spawn(timer_loop(ctx.clone()));
+    tokio::spawn(native_ping_loop(ctx.clone()));
     tokio::spawn(own_watchdog());
     let n = ctx
         .sup

@@ -126,6 +126,10 @@ pub struct Tracked {
     pub last_failure: String,
     /// A probe is running now.
     pub probing: bool,
+    /// This run sent heartbeats over the socket (so it is not a plain sd_notify client).
+    pub socket_client: bool,
+    /// The latest systemd watchdog timestamp seen for a plain sd_notify client.
+    pub native_ping_us: u64,
     pub next_probe: Instant,
 }
 
@@ -217,6 +221,8 @@ impl Tracked {
             failures: 0,
             last_failure: String::new(),
             probing: false,
+            socket_client: false,
+            native_ping_us: 0,
             next_probe: now,
         }
     }
@@ -301,6 +307,8 @@ impl Supervisor {
             t.passed = previous_healthy.is_some_and(|p| p == t.state.invocation)
                 && !t.state.invocation.is_empty();
             t.next_probe = now;
+            t.socket_client = false;
+            t.native_ping_us = 0;
             if !t.passed {
                 record(&self.run_dir, "health", unit, None);
             }
@@ -352,6 +360,7 @@ impl Supervisor {
         };
         self.stats.accepted += 1;
         t.last_beat = Some(now);
+        t.socket_client = true;
         let is_heartbeat_check = matches!(t.watched.check, Some(HealthCheck::Heartbeat { .. }));
         let mut changed = false;
         if is_heartbeat_check && t.running() {
@@ -379,6 +388,46 @@ impl Supervisor {
         BeatOutcome::Accepted { relay_pid, changed }
     }
 
+    /// Heartbeat services whose pings go straight to systemd (a plain sd_notify
+    /// client, not the socket) and that the supervisor should look at.
+    pub fn native_candidates(&self) -> Vec<String> {
+        self.units
+            .iter()
+            .filter(|(_, t)| {
+                matches!(t.watched.check, Some(HealthCheck::Heartbeat { .. }))
+                    && t.running()
+                    && !t.socket_client
+            })
+            .map(|(u, _)| u.clone())
+            .collect()
+    }
+
+    /// systemd reports a watchdog ping at `watchdog_us` for `unit` (polled for plain
+    /// sd_notify clients). A ping later than entering `active` counts as a healthy
+    /// heartbeat. Returns whether the health changed.
+    pub fn on_native_ping(&mut self, unit: &str, st: &UnitState, now: Instant) -> bool {
+        let Some(t) = self.units.get_mut(unit) else {
+            return false;
+        };
+        if t.socket_client || st.invocation != t.state.invocation || !t.running() {
+            return false;
+        }
+        // Entering `active` resets the timestamp; a real ping comes later.
+        if st.watchdog_us <= st.active_enter_us + 1000 || st.watchdog_us == t.native_ping_us {
+            return false;
+        }
+        t.native_ping_us = st.watchdog_us;
+        t.last_beat = Some(now);
+        t.pass(&self.run_dir);
+        if t.health != Health::Healthy {
+            t.health = Health::Healthy;
+            t.reason = "pings systemd's watchdog directly (sd_notify)".into();
+            t.publish(&self.run_dir);
+            return true;
+        }
+        false
+    }
+
     /// Heartbeat services silent for longer than their timeout are shown unhealthy
     /// (systemd's watchdog acts on them). Returns the units that changed.
     pub fn sweep(&mut self, now: Instant) -> Vec<String> {
@@ -402,6 +451,27 @@ impl Supervisor {
             }
         }
         out
+    }
+
+    /// When the probe or sweep loops next have work: the earliest probe due, or the
+    /// earliest heartbeat deadline. `None`: nothing is scheduled.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.units
+            .values()
+            .filter(|t| t.running())
+            .filter_map(|t| match &t.watched.check {
+                Some(HealthCheck::Heartbeat { timeout })
+                    if t.health != Health::Unhealthy
+                        && (t.socket_client || t.native_ping_us == 0) =>
+                {
+                    Some(t.last_beat.unwrap_or(t.run_started) + *timeout + Duration::from_millis(1))
+                }
+                Some(
+                    HealthCheck::Tcp { .. } | HealthCheck::Http { .. } | HealthCheck::Script { .. },
+                ) if !t.probing => Some(t.next_probe),
+                _ => None,
+            })
+            .min()
     }
 
     /// Units whose probe is due now; marks them as probing.
@@ -668,6 +738,36 @@ mod tests {
         assert_eq!(
             s.on_probe("krill-w-a.service", "aa", Err("x".into()), t0),
             ProbeOutcome::Unchanged
+        );
+    }
+
+    #[test]
+    fn plain_sd_notify_pings_count_once_they_follow_the_start() {
+        let (mut s, _d) = sup(HealthCheck::Heartbeat {
+            timeout: Duration::from_secs(2),
+        });
+        let now = Instant::now();
+        let mut st = running("aa", 42);
+        st.active_enter_us = 5_000_000;
+        st.watchdog_us = 5_000_010;
+        s.on_unit_state("krill-w-a.service", st.clone(), now, None);
+        assert_eq!(s.native_candidates(), ["krill-w-a.service"]);
+        assert!(
+            !s.on_native_ping("krill-w-a.service", &st, now),
+            "the reset at start is no ping"
+        );
+        st.watchdog_us = 5_500_000;
+        assert!(s.on_native_ping("krill-w-a.service", &st, now));
+        assert_eq!(s.units["krill-w-a.service"].health, Health::Healthy);
+        s.on_heartbeat(
+            Some("krill-w-a.service"),
+            42,
+            &hb("a", Status::Healthy),
+            now,
+        );
+        assert!(
+            s.native_candidates().is_empty(),
+            "SDK clients are not polled"
         );
     }
 

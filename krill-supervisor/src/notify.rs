@@ -28,6 +28,17 @@ pub fn send(path: &str, state: &str, pid: Option<i32>, fds: &[RawFd]) -> nix::Re
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
+    send_on(sock.as_raw_fd(), path, state, pid, fds)
+}
+
+/// [`send`] on an existing datagram socket.
+pub fn send_on(
+    sock: RawFd,
+    path: &str,
+    state: &str,
+    pid: Option<i32>,
+    fds: &[RawFd],
+) -> nix::Result<()> {
     let to = addr(path)?;
     let iov = [IoSlice::new(state.as_bytes())];
     let creds = pid.map(|pid| {
@@ -44,13 +55,7 @@ pub fn send(path: &str, state: &str, pid: Option<i32>, fds: &[RawFd]) -> nix::Re
     if !fds.is_empty() {
         cmsgs.push(ControlMessage::ScmRights(fds));
     }
-    socket::sendmsg(
-        sock.as_raw_fd(),
-        &iov,
-        &cmsgs,
-        MsgFlags::MSG_NOSIGNAL,
-        Some(&to),
-    )?;
+    socket::sendmsg(sock, &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, Some(&to))?;
     Ok(())
 }
 
@@ -63,7 +68,14 @@ pub fn own(state: &str, fds: &[RawFd]) {
     }
 }
 
-/// Relays a watchdog ping for the service whose main process is `main_pid`.
-pub fn relay_watchdog(main_pid: i32) -> nix::Result<()> {
-    send(SYSTEMD_NOTIFY, "WATCHDOG=1", Some(main_pid), &[])
+/// Relays a watchdog ping for the service whose main process is `main_pid`, on
+/// `sock` (an unbound datagram socket kept for this).
+pub fn relay_watchdog(sock: &std::os::unix::net::UnixDatagram, main_pid: i32) -> nix::Result<()> {
+    send_on(
+        sock.as_raw_fd(),
+        SYSTEMD_NOTIFY,
+        "WATCHDOG=1",
+        Some(main_pid),
+        &[],
+    )
 }

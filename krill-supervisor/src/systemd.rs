@@ -28,6 +28,11 @@ pub struct UnitState {
     /// CLOCK_MONOTONIC µs of the current run's start.
     pub started_us: u64,
     pub result: String,
+    /// CLOCK_MONOTONIC µs of the latest watchdog ping systemd received (or of
+    /// entering `active`, which resets it).
+    pub watchdog_us: u64,
+    /// CLOCK_MONOTONIC µs of entering `active`.
+    pub active_enter_us: u64,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -83,6 +88,14 @@ pub async fn read_state(
             .and_then(|v| u64::try_from(v.clone()).ok())
             .unwrap_or(0),
         result: s(&svc, "Result"),
+        watchdog_us: svc
+            .get("WatchdogTimestampMonotonic")
+            .and_then(|v| u64::try_from(v.clone()).ok())
+            .unwrap_or(0),
+        active_enter_us: unit
+            .get("ActiveEnterTimestampMonotonic")
+            .and_then(|v| u64::try_from(v.clone()).ok())
+            .unwrap_or(0),
     })
 }
 

@@ -567,3 +567,68 @@ fn seed_try_it_with_healthy_dependencies_and_pixi() {
         "EMERGENCY STOP: critical service krill-krill-pixi-decision-controller.service failed"
     ));
 }
+
+/// A plain sd_notify client (no krill SDK: `WATCHDOG=1` straight to systemd) is a
+/// heartbeat too: it passes `healthy` gates, and systemd fails it when it goes
+/// silent. Each change is a `StateChanged` signal on the bus.
+#[test]
+fn plain_sd_notify_clients_and_state_signals() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-native");
+    c.write(
+        "/opt/native.py",
+        r#"import os, socket, time
+addr = os.environ["NOTIFY_SOCKET"]
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+while True:
+    if not os.path.exists("/run/stop-native"):
+        s.sendto(b"WATCHDOG=1", addr)
+    time.sleep(0.2)
+"#,
+    );
+    c.ok("(timeout 60 busctl --json=short monitor --match=\"type='signal',interface='org.krill.Supervisor1',member='StateChanged'\" > /run/signals.json 2>&1 &)");
+    c.wait_for("monitor attached", T, || {
+        c.path("/run/signals.json").exists()
+    });
+    install(
+        &c,
+        "nat",
+        r#"
+version: "1"
+name: nat
+services:
+  native:
+    execute: {type: shell, command: python3 /opt/native.py}
+    health_check: {type: heartbeat, timeout: 1s}
+    policy: {restart: on-failure, restart_delay: 100ms}
+  app:
+    execute: {type: shell, command: sleep infinity}
+    dependencies:
+      - native: healthy
+"#,
+        "--now",
+    );
+    c.wait_state("krill-nat-app.service", "active/running", T);
+    let st = service_status(&c, "nat", "native");
+    assert_eq!(st["health"], "healthy", "{st}");
+    c.wait_for("StateChanged signals", T, || {
+        let s = std::fs::read_to_string(c.path("/run/signals.json")).unwrap_or_default();
+        s.contains("StateChanged") && s.contains("\"native\"") && s.contains("\"healthy\"")
+    });
+    c.write("/run/stop-native", "");
+    c.wait_for("systemd's watchdog to fail it", T, || {
+        c.num("krill-nat-native.service", "NRestarts") >= 1
+    });
+    assert!(c
+        .journal("-u krill-nat-native.service")
+        .contains("Watchdog timeout"));
+    std::fs::remove_file(c.path("/run/stop-native")).unwrap();
+    c.wait_state("krill-nat-native.service", "active/running", T);
+    assert_eq!(
+        c.state("krill-nat-app.service"),
+        "active/running",
+        "S3: the dependent kept running"
+    );
+}

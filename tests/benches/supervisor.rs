@@ -1,0 +1,128 @@
+//! `cargo bench -p krill-e2e` (root, systemd-container; see README): krill-supervisor
+//! in a real systemd 252.
+//!
+//! * heartbeat ingest: messages per second through the socket, authenticated and
+//!   applied (target ≥ 100k/s);
+//! * footprint: supervisor RSS and CPU with 50 services sending heartbeats at 10 Hz
+//!   (targets < 6 MB, < 0.02 %);
+//! * from a missed heartbeat to systemd failing the unit (target: timeout + < 50 ms).
+
+use std::time::{Duration, Instant};
+
+use krill_e2e::Container;
+
+const T: Duration = Duration::from_secs(60);
+
+fn stats(c: &Container) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&c.ok(
+        "busctl --json=short get-property org.krill.Supervisor1 /org/krill/Supervisor1 org.krill.Supervisor1 Stats",
+    ))
+    .unwrap();
+    serde_json::from_str(v["data"].as_str().unwrap()).unwrap()
+}
+
+fn proc_stat(c: &Container, pid: u64) -> (u64, u64) {
+    let status = std::fs::read_to_string(c.path(&format!("/proc/{pid}/status"))).unwrap();
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    let stat = std::fs::read_to_string(c.path(&format!("/proc/{pid}/stat"))).unwrap();
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    (rss_kb, ticks)
+}
+
+fn ingest(c: &Container) {
+    let n = 2_000_000u64;
+    c.write("/usr/local/bin/krill-hb-flood", "");
+    std::fs::copy(
+        krill_e2e::bindir().join("krill-hb-flood"),
+        c.path("/usr/local/bin/krill-hb-flood"),
+    )
+    .unwrap();
+    let recipe = format!(
+        "version: \"1\"\nname: flood\nservices:\n  flood:\n    execute: {{type: shell, command: /usr/local/bin/krill-hb-flood {n}}}\n    health_check: {{type: heartbeat, timeout: 60s}}\n"
+    );
+    assert!(c.install("/root/flood.yaml", &recipe, "").status.success());
+    let before = stats(c)["accepted"].as_u64().unwrap();
+    let t0 = Instant::now();
+    c.ok("systemctl start krill-flood.target");
+    c.wait_for("all heartbeats ingested", T, || {
+        stats(c)["accepted"].as_u64().unwrap() >= before + n
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    println!("heartbeat ingest: {n} messages in {secs:.2} s = {:.0} messages/s (target >= 100000), through the socket, authenticated", n as f64 / secs);
+    c.ok("systemctl stop krill-flood.target");
+}
+
+fn footprint(c: &Container) {
+    c.write(
+        "/opt/hb10.py",
+        "import time\nfrom krill import KrillClient\nc = KrillClient()\nwhile True:\n    c.heartbeat()\n    time.sleep(0.1)\n",
+    );
+    let mut recipe = String::from("version: \"1\"\nname: fifty\nservices:\n");
+    for i in 0..50 {
+        recipe.push_str(&format!("  s{i}:\n    execute: {{type: shell, command: python3 /opt/hb10.py}}\n    health_check: {{type: heartbeat, timeout: 2s}}\n"));
+    }
+    assert!(c
+        .install("/root/fifty.yaml", &recipe, "--now")
+        .status
+        .success());
+    c.wait_for("50 healthy", T, || {
+        let v: serde_json::Value =
+            serde_json::from_str(&c.ok("krill status fifty --json")).unwrap();
+        v["workspaces"][0]["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["health"] == "healthy")
+            .count()
+            == 50
+    });
+    let pid = c.num("krill-supervisor.service", "MainPID");
+    let hz = 100.0; // USER_HZ
+    let (_, t0) = proc_stat(c, pid);
+    let a0 = stats(c)["accepted"].as_u64().unwrap();
+    let start = Instant::now();
+    // A measurement window, not an assertion: the figure is the CPU used in it.
+    std::thread::sleep(Duration::from_secs(20));
+    let (rss, t1) = proc_stat(c, pid);
+    let a1 = stats(c)["accepted"].as_u64().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "supervisor with 50 services at 10 Hz: RSS {:.1} MB (target < 6), CPU {:.2} % of one core (target < 0.02), {:.0} heartbeats/s",
+        rss as f64 / 1024.0,
+        (t1 - t0) as f64 / hz / secs * 100.0,
+        (a1 - a0) as f64 / secs
+    );
+    let (idle_rss, _) = proc_stat(c, pid);
+    let _ = idle_rss;
+    c.ok("krill stop fifty");
+    let (_, i0) = proc_stat(c, pid);
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let (rss, i1) = proc_stat(c, pid);
+    println!(
+        "supervisor idle (workspace stopped): RSS {:.1} MB, CPU {:.3} % of one core",
+        rss as f64 / 1024.0,
+        (i1 - i0) as f64 / hz / start.elapsed().as_secs_f64() * 100.0
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("bench");
+    ingest(&c);
+    footprint(&c);
+}
