@@ -34,6 +34,10 @@ pub struct Ctx {
     next_fd_name: std::sync::atomic::AtomicU64,
     /// Wakes the timer loop when deadlines may have moved.
     wake: tokio::sync::Notify,
+    /// Units whose state systemd reported changed, not yet re-read.
+    dirty: Mutex<std::collections::BTreeSet<String>>,
+    wake_refresh: tokio::sync::Notify,
+    wake_reload: tokio::sync::Notify,
     /// Wakes the plain-sd_notify poller when a unit's state changed.
     wake_native: tokio::sync::Notify,
     /// One datagram socket for all watchdog relays.
@@ -203,7 +207,10 @@ async fn emit(ctx: &Arc<Ctx>, unit: &str) {
     }
 }
 
-/// Follows systemd's PropertiesChanged signals for units.
+/// Follows systemd's PropertiesChanged signals for units. The stream is only
+/// drained here, never blocked on a D-Bus call: zbus stops reading the socket when a
+/// stream's queue is full, and a consumer waiting for a method reply would then
+/// wait forever. Changed units are queued for [`refresher`], which coalesces them.
 async fn watch_units(ctx: Arc<Ctx>) -> zbus::Result<()> {
     let rule = zbus::MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
@@ -212,31 +219,62 @@ async fn watch_units(ctx: Arc<Ctx>) -> zbus::Result<()> {
         .member("PropertiesChanged")?
         .path_namespace("/org/freedesktop/systemd1/unit")?
         .build();
-    let mut stream = zbus::MessageStream::for_match_rule(rule, &ctx.conn, Some(1024)).await?;
+    let mut stream = zbus::MessageStream::for_match_rule(rule, &ctx.conn, Some(4096)).await?;
     while let Some(msg) = stream.next().await {
         let Ok(msg) = msg else { continue };
         let Some(path) = msg.header().path().map(|p| p.to_string()) else {
             continue;
         };
         if let Some(unit) = ctx.unit_of_path(&path) {
-            refresh(&ctx, &unit).await;
+            ctx.dirty
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(unit);
+            ctx.wake_refresh.notify_one();
         }
     }
     Ok(())
 }
 
+/// Reads the state of units whose properties changed, each once per batch.
+async fn refresher(ctx: Arc<Ctx>) {
+    loop {
+        ctx.wake_refresh.notified().await;
+        loop {
+            let batch: Vec<String> =
+                std::mem::take(&mut *ctx.dirty.lock().unwrap_or_else(|e| e.into_inner()))
+                    .into_iter()
+                    .collect();
+            if batch.is_empty() {
+                break;
+            }
+            for u in batch {
+                refresh(&ctx, &u).await;
+            }
+        }
+    }
+}
+
 /// Re-reads recipes after every `systemctl daemon-reload` (the generator just ran).
+/// Like [`watch_units`], this only drains its stream; [`reloader`] does the work.
 async fn watch_reloads(ctx: Arc<Ctx>) -> zbus::Result<()> {
     let mut s = ctx.manager.receive_reloading().await?;
     while let Some(sig) = s.next().await {
         if let Ok(args) = sig.args() {
             if !args.active {
-                tracing::info!("systemd reloaded: re-reading recipes");
-                refresh_all(&ctx).await;
+                ctx.wake_reload.notify_one();
             }
         }
     }
     Ok(())
+}
+
+async fn reloader(ctx: Arc<Ctx>) {
+    loop {
+        ctx.wake_reload.notified().await;
+        tracing::info!("systemd reloaded: re-reading recipes");
+        refresh_all(&ctx).await;
+    }
 }
 
 /// Sleeps until the next probe or heartbeat deadline (at most 1 s, and woken early
@@ -510,6 +548,9 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         last_relay: Mutex::new(BTreeMap::new()),
         next_fd_name: std::sync::atomic::AtomicU64::new(0),
         wake: tokio::sync::Notify::new(),
+        dirty: Mutex::new(Default::default()),
+        wake_refresh: tokio::sync::Notify::new(),
+        wake_reload: tokio::sync::Notify::new(),
         wake_native: tokio::sync::Notify::new(),
         relay_sock: std::os::unix::net::UnixDatagram::unbound()?,
     });
@@ -546,7 +587,9 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     conn.request_name(NAME).await?;
     tokio::spawn(watch_units(ctx.clone()));
+    tokio::spawn(refresher(ctx.clone()));
     tokio::spawn(watch_reloads(ctx.clone()));
+    tokio::spawn(reloader(ctx.clone()));
     tokio::spawn(timer_loop(ctx.clone()));
     tokio::spawn(native_ping_loop(ctx.clone()));
     tokio::spawn(own_watchdog());

@@ -632,3 +632,43 @@ services:
         "S3: the dependent kept running"
     );
 }
+
+/// A burst of unit changes (40 services stopping and starting at once) while
+/// heartbeats flow: the supervisor keeps reading and relaying heartbeats (no
+/// watchdog kill) and keeps answering on D-Bus. (Regression: a D-Bus signal consumer
+/// that waited for method replies could deadlock the connection.)
+#[test]
+fn supervisor_stays_responsive_during_a_burst_of_changes() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-burst");
+    c.write("/opt/hb/hb.py", HB_PY);
+    let mut beats = String::from("version: \"1\"\nname: beats\nservices:\n");
+    for i in 0..10 {
+        beats.push_str(&format!("  b{i}:\n    execute: {{type: shell, command: python3 /opt/hb/hb.py}}\n    health_check: {{type: heartbeat, timeout: 1s}}\n    policy: {{restart: on-failure}}\n"));
+    }
+    let mut churn = String::from("version: \"1\"\nname: churn\nservices:\n");
+    for i in 0..40 {
+        churn.push_str(&format!("  c{i}:\n    execute: {{type: shell, command: sleep infinity}}\n    health_check: {{type: tcp, port: {}}}\n", 9000 + i));
+    }
+    install(&c, "beats", &beats, "--now");
+    install(&c, "churn", &churn, "");
+    for i in 0..10 {
+        c.wait_for("beats healthy", T, || {
+            c.path(&format!("/run/krill/health/krill-beats-b{i}.service"))
+                .exists()
+        });
+    }
+    for _ in 0..3 {
+        c.ok("systemctl start krill-churn.target");
+        c.ok("krill status churn --json >/dev/null");
+        c.ok("systemctl stop krill-churn.target");
+    }
+    let st = status_json(&c, "beats");
+    for s in st["workspaces"][0]["services"].as_array().unwrap() {
+        assert_eq!(s["restarts"], 0, "{s}");
+        assert_eq!(s["health"], "healthy", "{s}");
+    }
+    assert!(!c
+        .journal("-u krill-supervisor.service")
+        .contains("heartbeat timed out"));
+}
