@@ -342,6 +342,8 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
             exec_start_pre, exec_start => start, exec_stop => stop,
             restart, restart_sec => to_systemd(p.restart_delay),
             stop_timeout => to_systemd(stop_timeout), watchdog,
+            // `docker run` reports a container stopped by `docker stop` as 143.
+            success_exit_status => matches!(svc.execute, Execute::Docker { .. }).then_some("143"),
         },
     )
 }

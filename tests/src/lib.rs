@@ -400,6 +400,15 @@ impl Container {
             .into_owned()
     }
 
+    /// Installs the labelled stand-ins for `pixi`, `ros2` and `docker` (tests/standins)
+    /// in /usr/local/bin: those tools cannot be installed on the test machines.
+    pub fn install_standins(&self) {
+        for tool in ["pixi", "ros2", "docker"] {
+            let src = repo().join("tests/standins").join(tool);
+            std::fs::copy(&src, self.path(&format!("/usr/local/bin/{tool}"))).unwrap();
+        }
+    }
+
     /// Installs a recipe from text with `krill install` and returns its output.
     pub fn install(&self, path: &str, recipe: &str, flags: &str) -> Output {
         self.write(path, recipe);
