@@ -18,90 +18,137 @@ use serde_saphyr::Spanned;
 pub type SString = Spanned<String>;
 
 /// Top level of a recipe file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "Krill recipe")]
 pub struct RawRecipe {
+    /// Schema version; only "1".
+    #[schemars(with = "String")]
     pub version: SString,
+    /// Workspace name, ^[a-zA-Z0-9_-]+$; units are named krill-<name>-<service>.
+    #[schemars(with = "String")]
     pub name: SString,
     #[serde(default)]
+    /// Accepted for compatibility; krill logs to the journal.
+    #[schemars(with = "Option<String>")]
     pub log_dir: Option<SString>,
     /// Krill extension: directory that relative paths resolve against. `krill install`
     /// fills it in, so that an installed copy still finds the original directory.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub base_dir: Option<SString>,
     #[serde(default)]
+    /// Environment for every service.
+    #[schemars(with = "std::collections::BTreeMap<String, Scalar>")]
     pub env: IndexMap<SString, Spanned<Scalar>>,
+    /// Services by name (^[a-zA-Z0-9_-]+$).
+    #[schemars(with = "std::collections::BTreeMap<ServiceName, RawService>")]
     pub services: IndexMap<SString, RawService>,
 }
 
 /// One entry under `services`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
     pub execute: RawExecute,
     #[serde(default)]
+    #[schemars(with = "Option<Vec<RawDependency>>")]
     pub dependencies: Option<Vec<Spanned<RawDependency>>>,
     #[serde(default)]
     pub health_check: Option<RawHealthCheck>,
     #[serde(default)]
     pub policy: Option<RawPolicy>,
     #[serde(default)]
+    /// Default false. Failing for good stops the whole workspace.
+    #[schemars(with = "Option<bool>")]
     pub critical: Option<Spanned<bool>>,
     #[serde(default)]
+    /// Default false. Check for a usable GPU before every start.
+    #[schemars(with = "Option<bool>")]
     pub gpu: Option<Spanned<bool>>,
 }
 
 /// `execute:`, the union of the fields of all four execute types.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExecute {
     #[serde(rename = "type")]
+    #[schemars(with = "ExecuteType")]
     pub kind: SString,
     // pixi
+    #[schemars(with = "Option<String>")]
     pub task: Option<SString>,
+    #[schemars(with = "Option<String>")]
     pub environment: Option<SString>,
     // pixi, ros2
+    #[schemars(with = "Option<String>")]
     pub stop_task: Option<SString>,
     // pixi, ros2, shell
+    #[schemars(with = "Option<String>")]
     pub working_dir: Option<SString>,
     // ros2
+    #[schemars(with = "Option<String>")]
     pub package: Option<SString>,
+    #[schemars(with = "Option<String>")]
     pub launch_file: Option<SString>,
+    #[schemars(with = "Option<std::collections::BTreeMap<String, Scalar>>")]
     pub launch_args: Option<Spanned<IndexMap<String, Scalar>>>,
     /// Krill extension: a script to `source` before `ros2 launch` (e.g.
     /// `/opt/ros/humble/setup.bash`).
+    #[schemars(with = "Option<String>")]
     pub setup_script: Option<SString>,
     // docker
+    #[schemars(with = "Option<String>")]
     pub image: Option<SString>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub volumes: Option<Vec<SString>>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub ports: Option<Vec<SString>>,
+    #[schemars(with = "Option<bool>")]
     pub privileged: Option<Spanned<bool>>,
+    #[schemars(with = "Option<String>")]
     pub network: Option<SString>,
     // shell
+    #[schemars(with = "Option<String>")]
     pub command: Option<SString>,
+    #[schemars(with = "Option<String>")]
     pub stop_command: Option<SString>,
 }
 
 /// `health_check:`, the union of the fields of all four check types.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
     #[serde(rename = "type")]
+    #[schemars(with = "HealthCheckType")]
     pub kind: SString,
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<SString>,
+    #[schemars(with = "Option<Port>")]
     pub port: Option<Spanned<i64>>,
+    #[schemars(with = "Option<String>")]
     pub path: Option<SString>,
+    #[schemars(with = "Option<HttpStatus>")]
     pub expected_status: Option<Spanned<i64>>,
+    #[schemars(with = "Option<String>")]
     pub command: Option<SString>,
 }
 
 /// `policy:`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
+    /// never (default), always or on-failure.
+    #[schemars(with = "Option<String>")]
     pub restart: Option<SString>,
+    /// Exactly this many restarts, then failed for good. Default 0 = unlimited.
+    #[schemars(with = "Option<u32>")]
     pub max_restarts: Option<Spanned<i64>>,
+    /// Duration (500ms, 5s, 2m, 1h). Default 1s.
+    #[schemars(with = "Option<String>")]
     pub restart_delay: Option<SString>,
+    /// Duration until SIGKILL of the whole process tree. Default 10s.
+    #[schemars(with = "Option<String>")]
     pub stop_timeout: Option<SString>,
 }
 
@@ -166,4 +213,78 @@ impl<'de> Deserialize<'de> for RawDependency {
         }
         d.deserialize_any(V)
     }
+}
+
+// ---- JSON schema helpers (schemas/krill.schema.json is generated from these types) ----
+
+/// Execute types.
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ExecuteType {
+    Pixi,
+    Ros2,
+    Docker,
+    Shell,
+}
+
+/// Health check types.
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum HealthCheckType {
+    Heartbeat,
+    Tcp,
+    Http,
+    Script,
+}
+
+/// A TCP port.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Port(#[schemars(range(min = 1, max = 65535))] u16);
+
+/// An HTTP status code.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct HttpStatus(#[schemars(range(min = 100, max = 599))] u16);
+
+/// A service name.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct ServiceName(#[schemars(regex(pattern = r"^[a-zA-Z0-9_-]+$"))] String);
+
+impl schemars::JsonSchema for Scalar {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scalar".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
+
+impl schemars::JsonSchema for RawDependency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Dependency".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A service name (condition `started`), or a map of one name to `started` or `healthy`.",
+            "oneOf": [
+                { "type": "string", "pattern": "^[a-zA-Z0-9_-]+$" },
+                {
+                    "type": "object",
+                    "minProperties": 1, "maxProperties": 1,
+                    "additionalProperties": { "enum": ["started", "healthy"] }
+                }
+            ]
+        })
+    }
+}
+
+/// The JSON schema of a recipe, as published in `schemas/krill.schema.json`.
+pub fn schema() -> String {
+    let mut s = serde_json::to_string_pretty(&schemars::schema_for!(RawRecipe)).unwrap_or_default();
+    s.push('\n');
+    s
 }
