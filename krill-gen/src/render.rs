@@ -17,7 +17,7 @@ pub const KRILL_CTL: &str = "/usr/bin/krill-ctl";
 pub const KRILL_SOCKET: &str = "/run/krill/krill.sock";
 
 /// krill-supervisor relays a service's heartbeats to systemd at most this often.
-pub const RELAY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+pub const RELAY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One rendered unit file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,10 +127,18 @@ fn render(name: &str, ctx: Value) -> String {
 
 /// Renders every unit of a plan, sorted by name.
 pub fn render_plan(plan: &Plan) -> Vec<Unit> {
+    let mut units = render_workspace_units(plan);
+    units.extend(plan.services.iter().map(|s| render_service_unit(plan, s)));
+    units.sort_by(|a, b| a.name.cmp(&b.name));
+    units
+}
+
+/// The workspace's target and slice.
+pub fn render_workspace_units(plan: &Plan) -> Vec<Unit> {
     let ws = plan.workspace();
     let source = plan.recipe.source.display().to_string();
     let header = header(plan);
-    let mut units = vec![
+    vec![
         Unit {
             name: plan.target.clone(),
             contents: render(
@@ -146,15 +154,15 @@ pub fn render_plan(plan: &Plan) -> Vec<Unit> {
                 context! { header => header.as_str(), source => source.as_str(), description => format!("krill workspace {ws} (processes)") },
             ),
         },
-    ];
-    for s in &plan.services {
-        units.push(Unit {
-            name: s.unit.clone(),
-            contents: render_service(plan, s, &header),
-        });
+    ]
+}
+
+/// The unit of one service.
+pub fn render_service_unit(plan: &Plan, s: &PlannedService) -> Unit {
+    Unit {
+        name: s.unit.clone(),
+        contents: render_service(plan, s, &header(plan)),
     }
-    units.sort_by(|a, b| a.name.cmp(&b.name));
-    units
 }
 
 fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {

@@ -47,12 +47,7 @@ pub async fn read_state(
 ) -> zbus::Result<UnitState> {
     use zbus::names::InterfaceName;
     use zbus::zvariant::OwnedValue;
-    let props = zbus::fdo::PropertiesProxy::builder(conn)
-        .destination("org.freedesktop.systemd1")?
-        .path(path.clone())?
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await?;
+    let props = properties(conn, path).await?;
     let unit = props
         .get_all(InterfaceName::from_static_str_unchecked(
             "org.freedesktop.systemd1.Unit",
@@ -101,12 +96,7 @@ pub async fn read_state(
 
 /// A unit's ActiveState.
 pub async fn active_state(conn: &zbus::Connection, path: &OwnedObjectPath) -> zbus::Result<String> {
-    let props = zbus::fdo::PropertiesProxy::builder(conn)
-        .destination("org.freedesktop.systemd1")?
-        .path(path.clone())?
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await?;
+    let props = properties(conn, path).await?;
     let v = props
         .get(
             zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.systemd1.Unit"),
@@ -114,4 +104,17 @@ pub async fn active_state(conn: &zbus::Connection, path: &OwnedObjectPath) -> zb
         )
         .await?;
     Ok(String::try_from(v).unwrap_or_default())
+}
+
+/// An uncached Properties proxy for a systemd unit object.
+async fn properties(
+    conn: &zbus::Connection,
+    path: &OwnedObjectPath,
+) -> zbus::Result<zbus::fdo::PropertiesProxy<'static>> {
+    zbus::fdo::PropertiesProxy::builder(conn)
+        .destination("org.freedesktop.systemd1")?
+        .path(path.clone())?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
 }

@@ -489,11 +489,7 @@ fn status_and_estop_on_dbus() {
 fn seed_try_it_with_healthy_dependencies_and_pixi() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("sup-tryit");
-    c.write(
-        "/usr/local/bin/pixi",
-        &std::fs::read_to_string(krill_e2e::repo().join("tests/standins/pixi")).unwrap(),
-    );
-    c.ok("chmod +x /usr/local/bin/pixi");
+    c.install_standins();
     for svc in ["data-processor", "data-analyzer", "decision-controller"] {
         c.write(
             &format!("/opt/krill-pixi/services/{svc}/pixi.toml"),
