@@ -571,13 +571,7 @@ impl Validator {
             ("ports", e.ports.as_ref().and_then(|v| v.first()).map(pos)),
             ("privileged", e.privileged.as_ref().map(pos)),
             ("network", e.network.as_ref().map(pos)),
-            (
-                "command",
-                e.command
-                    .as_ref()
-                    .map(pos)
-                    .or(e.stop_command.as_ref().map(pos)),
-            ),
+            ("command", e.command.as_ref().map(pos)),
         ];
         for (f, p) in present {
             if let Some(p) = p {
