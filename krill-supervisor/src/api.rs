@@ -29,13 +29,12 @@ pub const NAME: &str = "org.krill.Supervisor1";
 impl Api {
     async fn list_workspaces(&self) -> Vec<String> {
         let sup = self.ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<String> = sup
+        let v: std::collections::BTreeSet<String> = sup
             .units
             .values()
             .map(|t| t.watched.workspace.clone())
             .collect();
-        v.dedup();
-        v
+        v.into_iter().collect()
     }
 
     async fn get_status(&self, workspace: &str) -> zbus::fdo::Result<String> {
