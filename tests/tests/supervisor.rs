@@ -453,6 +453,8 @@ fn status_and_estop_on_dbus() {
         st.contains("krill-db-b.service") && st.contains("active/running"),
         "{st}"
     );
+    let ws = c.ok(&format!("{as_nobody} busctl call org.krill.Supervisor1 /org/krill/Supervisor1 org.krill.Supervisor1 ListWorkspaces"));
+    assert_eq!(ws.trim(), "as 1 \"db\"");
     let denied = c.sh(&format!("{as_nobody} busctl call org.krill.Supervisor1 /org/krill/Supervisor1 org.krill.Supervisor1 EmergencyStop ss db test"));
     assert!(
         !denied.status.success() && text(&denied).to_lowercase().contains("access denied"),
