@@ -61,7 +61,8 @@ fn missing_prerequisite() -> Option<String> {
         }
     }
     if !cache_dir()
-        .join("bookworm/usr/lib/systemd/systemd")
+        .join(suite())
+        .join("usr/lib/systemd/systemd")
         .exists()
         && !have("debootstrap")
     {
@@ -127,17 +128,24 @@ fn check_fresh_binaries() {
     }
 }
 
-/// The cached bookworm rootfs, built on first use.
+/// Debian release of the container: `KRILL_E2E_SUITE`, default bookworm (systemd
+/// 252); trixie brings systemd 257.
+pub fn suite() -> String {
+    std::env::var("KRILL_E2E_SUITE").unwrap_or_else(|_| "bookworm".into())
+}
+
+/// The cached rootfs of [`suite`], built on first use.
 fn rootfs() -> PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
         let dir = cache_dir();
-        let root = dir.join("bookworm");
+        let suite = suite();
+        let root = dir.join(&suite);
         if root.join("usr/lib/systemd/systemd").exists() {
             return root;
         }
         std::fs::create_dir_all(&dir).unwrap();
-        let tmp = dir.join("bookworm.tmp");
+        let tmp = dir.join(format!("{suite}.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
         eprintln!(
             "building the e2e rootfs with debootstrap (about a minute, cached in {})",
@@ -147,7 +155,7 @@ fn rootfs() -> PathBuf {
             .args([
                 "--variant=minbase",
                 "--include=systemd,systemd-sysv,dbus,python3,procps",
-                "bookworm",
+                &suite,
             ])
             .arg(&tmp)
             .status()
