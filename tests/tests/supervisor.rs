@@ -642,7 +642,7 @@ fn supervisor_stays_responsive_during_a_burst_of_changes() {
     c.write("/opt/hb/hb.py", HB_PY);
     let mut beats = String::from("version: \"1\"\nname: beats\nservices:\n");
     for i in 0..10 {
-        beats.push_str(&format!("  b{i}:\n    execute: {{type: shell, command: python3 /opt/hb/hb.py}}\n    health_check: {{type: heartbeat, timeout: 1s}}\n    policy: {{restart: on-failure}}\n"));
+        beats.push_str(&format!("  b{i}:\n    execute: {{type: shell, command: python3 /opt/hb/hb.py}}\n    health_check: {{type: heartbeat, timeout: 3s}}\n    policy: {{restart: on-failure}}\n"));
     }
     let mut churn = String::from("version: \"1\"\nname: churn\nservices:\n");
     for i in 0..40 {
