@@ -13,7 +13,9 @@
 //! 6. Critical (S5): emergency stop: record why, stop the workspace target (every
 //!    member is `PartOf=` it; dependents stop before dependencies by `After=` order).
 
-use crate::{state, systemctl};
+use krill::records::Records;
+
+use crate::systemctl;
 
 /// What the handler was asked to do.
 #[derive(Debug, Clone)]
@@ -67,17 +69,15 @@ pub fn handle(req: &Request) -> Result<Outcome, systemctl::Error> {
         return Ok(Outcome::NotFinal(get("ActiveState").to_owned()));
     }
     let inv = get("InvocationID");
-    if state::read("handled", &req.unit).as_deref() == Some(inv) {
+    let records = Records::default();
+    if records.read("handled", &req.unit).as_deref() == Some(inv) {
         return Ok(Outcome::AlreadyHandled);
     }
-    let _ = state::write("handled", &req.unit, inv);
-    if let Some(rec) = state::read("cascade", &req.unit) {
-        let mut lines = rec.lines();
-        if lines.next() == Some(inv) {
-            return Ok(Outcome::StoppedByKrill(
-                lines.next().unwrap_or("").to_owned(),
-            ));
-        }
+    let _ = records.write("handled", &req.unit, inv);
+    if records.cascaded_invocation(&req.unit).as_deref() == Some(inv) {
+        return Ok(Outcome::StoppedByKrill(
+            records.stop_reason(&req.unit).unwrap_or_default(),
+        ));
     }
     let tst = systemctl::show(&target, &["ActiveState"])?;
     if tst.get("ActiveState").map(String::as_str) != Some("active") {
@@ -94,11 +94,7 @@ pub fn handle(req: &Request) -> Result<Outcome, systemctl::Error> {
         // Everything stops with the target; the cascade would only add latency.
         let ws = workspace_of(&target);
         let reason = format!("critical service {why}");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let _ = state::write("estop", ws, &format!("{now}\n{reason}\n"));
+        records.record_estop(ws, &reason);
         emergency_stop(&target)?;
         return Ok(Outcome::EmergencyStop { reason });
     }
@@ -150,10 +146,11 @@ pub fn cascade(units: &[String], reason: &str) -> Result<Vec<String>, systemctl:
         return Ok(vec![]);
     }
     let states = systemctl::show_many(units, &["ActiveState", "InvocationID"])?;
+    let records = Records::default();
     let mut stopped = Vec::new();
     for (u, st) in units.iter().zip(&states) {
         if let Some(inv) = st.get("InvocationID").filter(|i| !i.is_empty()) {
-            let _ = state::write("cascade", u, &format!("{inv}\n{reason}\n"));
+            records.record_cascade(u, inv, reason);
         }
         if st.get("ActiveState").is_some_and(|s| s != "inactive") {
             stopped.push(u.clone());

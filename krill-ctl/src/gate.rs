@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
-use crate::{state, systemctl};
+use krill::records::Records;
+
+use crate::systemctl;
 
 /// What the gate waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +69,9 @@ pub fn check(unit: &str, cond: Condition) -> Result<Option<Result<(), String>>, 
         Condition::Started => Ok(started.then_some(Ok(()))),
         Condition::Healthy => {
             let healthy = started
-                && state::read("health", unit).is_some_and(|inv| inv.trim() == get("InvocationID"));
+                && Records::default()
+                    .healthy_invocation(unit)
+                    .is_some_and(|inv| inv == get("InvocationID"));
             Ok(healthy.then_some(Ok(())))
         }
     }
@@ -83,7 +87,7 @@ pub fn wait(unit: &str, cond: Condition) -> Result<(), String> {
     let mut last_asked: Option<std::time::Instant> = None;
     loop {
         let ask = cond == Condition::Started
-            || state::read("health", unit).is_some()
+            || Records::default().healthy_invocation(unit).is_some()
             || last_asked.is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
         if ask {
             last_asked = Some(std::time::Instant::now());

@@ -218,15 +218,6 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
     Ok((new, d))
 }
 
-/// Every unit of the workspace, for reset-failed.
-fn all_units(plan: &Plan) -> Vec<String> {
-    plan.unit_names()
-        .into_iter()
-        .map(|(u, _)| u)
-        .filter(|u| !u.ends_with(".slice"))
-        .collect()
-}
-
 /// `krill-ctl uninstall NAME`: stop everything, then remove the recipe.
 pub fn uninstall(ws: &str) -> Result<(), Error> {
     let found = generator::discover(&generator::recipe_path());
@@ -244,7 +235,7 @@ pub fn uninstall(ws: &str) -> Result<(), Error> {
     systemctl::run(&["stop", "--", &target])?;
     if let Some(p) = &plan {
         let mut args = vec!["stop".to_owned(), "--".to_owned()];
-        args.extend(all_units(p));
+        args.extend(p.all_units());
         systemctl::run(&args)?;
     }
     std::fs::remove_file(path).map_err(io(path))?;
@@ -252,7 +243,7 @@ pub fn uninstall(ws: &str) -> Result<(), Error> {
     systemctl::run(&["daemon-reload"])?;
     if let Some(p) = &plan {
         let mut args = vec!["reset-failed".to_owned(), "--".to_owned()];
-        args.extend(all_units(p));
+        args.extend(p.all_units());
         let _ = systemctl::run(&args);
     }
     Ok(())
@@ -262,9 +253,9 @@ pub fn uninstall(ws: &str) -> Result<(), Error> {
 /// `max_restarts` otherwise), then starts the target or the one service.
 pub fn start(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
     let mut reset = vec!["reset-failed".to_owned(), "--".to_owned()];
-    reset.extend(all_units(plan));
+    reset.extend(plan.all_units());
     let _ = systemctl::run(&reset);
-    crate::state::remove("estop", plan.workspace());
+    krill::records::Records::default().remove("estop", plan.workspace());
     let unit = match service {
         Some(s) => service_unit(plan, s)?,
         None => plan.target.clone(),
@@ -294,9 +285,9 @@ pub fn stop(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
 /// `restart NAME[/SERVICE]`.
 pub fn restart(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
     let mut reset = vec!["reset-failed".to_owned(), "--".to_owned()];
-    reset.extend(all_units(plan));
+    reset.extend(plan.all_units());
     let _ = systemctl::run(&reset);
-    crate::state::remove("estop", plan.workspace());
+    krill::records::Records::default().remove("estop", plan.workspace());
     match service {
         Some(s) => systemctl::run(&["restart", "--no-block", "--", &service_unit(plan, s)?])?,
         None => {

@@ -6,6 +6,5 @@
 pub mod failure;
 pub mod gate;
 pub mod install;
-pub mod state;
 pub mod status;
 pub mod systemctl;

@@ -90,6 +90,16 @@ fn load(name: &str) -> Result<(krill::Plan, Option<String>), String> {
     Ok((plan, svc))
 }
 
+/// The named workspace, or every installed one.
+fn workspaces(name: Option<String>) -> Vec<String> {
+    match name {
+        Some(n) => vec![n],
+        None => generator::discover(&generator::recipe_path())
+            .into_keys()
+            .collect(),
+    }
+}
+
 fn run(cli: Cli) -> Result<u8, String> {
     match cli.cmd {
         Cmd::Validate { file } => match krill::compile(&file) {
@@ -168,12 +178,7 @@ fn run(cli: Cli) -> Result<u8, String> {
             Ok(0)
         }
         Cmd::Status { name, json } => {
-            let names: Vec<String> = match name {
-                Some(n) => vec![n],
-                None => generator::discover(&generator::recipe_path())
-                    .into_keys()
-                    .collect(),
-            };
+            let names = workspaces(name);
             let mut all = vec![];
             for n in names {
                 let (p, _) = load(&n)?;
@@ -195,27 +200,14 @@ fn run(cli: Cli) -> Result<u8, String> {
             Ok(0)
         }
         Cmd::Estop { name, reason } => {
-            let names: Vec<String> = match name {
-                Some(n) => vec![n],
-                None => generator::discover(&generator::recipe_path())
-                    .into_keys()
-                    .collect(),
-            };
+            let names = workspaces(name);
             for n in names {
                 let (p, _) = load(&n)?;
                 // The supervisor logs and records it; without it, systemd directly.
                 let via = if failure::estop_via_supervisor(p.workspace(), &reason) {
                     "krill-supervisor"
                 } else {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0);
-                    let _ = krill_ctl::state::write(
-                        "estop",
-                        p.workspace(),
-                        &format!("{now}\n{reason}\n"),
-                    );
+                    krill::records::Records::default().record_estop(p.workspace(), &reason);
                     failure::emergency_stop(&p.target).map_err(|e| e.to_string())?;
                     "systemd (supervisor not reachable)"
                 };

@@ -1,44 +1,13 @@
 //! `krill-ctl status`: what systemd and krill's runtime records say about each
 //! service. Works with or without the supervisor.
 
-use serde_json::json;
-
+use krill::records::Records;
+pub use krill::status::{
+    render_json, render_table, restarts, uptime_s, ServiceStatus, WorkspaceStatus,
+};
 use krill::Plan;
 
-use crate::{state, systemctl};
-
-/// The status of one service.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ServiceStatus {
-    pub service: String,
-    pub unit: String,
-    /// systemd's ActiveState/SubState, e.g. `active/running`.
-    pub state: String,
-    /// `healthy`, `degraded`, `unhealthy`, `unknown` or `-` (no health check).
-    pub health: String,
-    /// Reason given with a degraded heartbeat, or why the service was stopped.
-    pub reason: String,
-    pub pid: u32,
-    pub restarts: u32,
-    /// Seconds since the current run started (0 when not running).
-    pub uptime_s: u64,
-    /// systemd's Result of the latest run (`success`, `exit-code`, `signal`, ...).
-    pub result: String,
-    /// Why the latest health failure happened (from the supervisor).
-    #[serde(default)]
-    pub last_failure: String,
-}
-
-/// The status of a workspace.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct WorkspaceStatus {
-    pub workspace: String,
-    pub target: String,
-    pub state: String,
-    /// Why the workspace was emergency-stopped, if it was.
-    pub estop: Option<String>,
-    pub services: Vec<ServiceStatus>,
-}
+use crate::systemctl;
 
 fn uptime_now_us() -> u64 {
     std::fs::read_to_string("/proc/uptime")
@@ -83,6 +52,7 @@ pub fn from_supervisor(ws: &str) -> Option<WorkspaceStatus> {
 /// Collects the status of a workspace from systemd.
 pub fn collect(plan: &Plan) -> Result<WorkspaceStatus, systemctl::Error> {
     let t = systemctl::show(&plan.target, &["ActiveState"])?;
+    let records = Records::default();
     let mut services = Vec::new();
     let now = uptime_now_us();
     for s in &plan.services {
@@ -102,7 +72,7 @@ pub fn collect(plan: &Plan) -> Result<WorkspaceStatus, systemctl::Error> {
         let active = get("ActiveState");
         let started: u64 = get("ExecMainStartTimestampMonotonic").parse().unwrap_or(0);
         let has_check = plan.recipe.services[&s.name].health_check.is_some();
-        let health_rec = state::read("health-status", &s.unit);
+        let health_rec = records.read("health-status", &s.unit);
         let (health, mut reason) = match (&health_rec, has_check) {
             (_, false) => ("-".to_owned(), String::new()),
             (Some(rec), true) => {
@@ -114,12 +84,8 @@ pub fn collect(plan: &Plan) -> Result<WorkspaceStatus, systemctl::Error> {
             }
             (None, true) => ("unknown".to_owned(), String::new()),
         };
-        if active != "active" {
-            if let Some(c) = state::read("cascade", &s.unit) {
-                if reason.is_empty() {
-                    reason = c.lines().nth(1).unwrap_or("").to_owned();
-                }
-            }
+        if active != "active" && reason.is_empty() {
+            reason = records.stop_reason(&s.unit).unwrap_or_default();
         }
         services.push(ServiceStatus {
             service: s.name.clone(),
@@ -132,11 +98,7 @@ pub fn collect(plan: &Plan) -> Result<WorkspaceStatus, systemctl::Error> {
                 get("NRestarts").parse().unwrap_or(0),
                 plan.recipe.services[&s.name].policy.max_restarts,
             ),
-            uptime_s: if active == "active" && started > 0 && now > started {
-                (now - started) / 1_000_000
-            } else {
-                0
-            },
+            uptime_s: uptime_s(active == "active", started, now),
             result: get("Result"),
             last_failure: String::new(),
         });
@@ -145,84 +107,7 @@ pub fn collect(plan: &Plan) -> Result<WorkspaceStatus, systemctl::Error> {
         workspace: plan.workspace().to_owned(),
         target: plan.target.clone(),
         state: t.get("ActiveState").cloned().unwrap_or_default(),
-        estop: state::read("estop", plan.workspace())
-            .and_then(|s| s.lines().nth(1).map(str::to_owned)),
+        estop: records.estop_reason(plan.workspace()),
         services,
     })
-}
-
-/// systemd's NRestarts also counts the attempt that the start limit refused; with
-/// `max_restarts: N` at most N restarts really happen.
-fn restarts(n: u32, max: u32) -> u32 {
-    if max > 0 {
-        n.min(max)
-    } else {
-        n
-    }
-}
-
-fn human_duration(s: u64) -> String {
-    match s {
-        0 => "-".into(),
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s => format!("{}h", s / 3600),
-    }
-}
-
-/// A table a human reads at a glance.
-pub fn render_table(ws: &WorkspaceStatus) -> String {
-    let mut out = format!("workspace {} ({}): {}\n", ws.workspace, ws.target, ws.state);
-    if let Some(e) = &ws.estop {
-        out.push_str(&format!("EMERGENCY STOP: {e}\n"));
-    }
-    let rows: Vec<[String; 7]> = ws
-        .services
-        .iter()
-        .map(|s| {
-            [
-                s.service.clone(),
-                s.state.clone(),
-                s.health.clone(),
-                if s.pid == 0 {
-                    "-".into()
-                } else {
-                    s.pid.to_string()
-                },
-                s.restarts.to_string(),
-                human_duration(s.uptime_s),
-                s.reason.clone(),
-            ]
-        })
-        .collect();
-    let head = [
-        "SERVICE", "STATE", "HEALTH", "PID", "RESTARTS", "UPTIME", "REASON",
-    ];
-    let mut w = head.map(str::len);
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<width$}  ", width = w[i]));
-            }
-        }
-        l.trim_end().to_owned() + "\n"
-    };
-    out.push_str(&line(head.to_vec()));
-    for r in &rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
-    out
-}
-
-/// JSON for scripts.
-pub fn render_json(all: &[WorkspaceStatus]) -> String {
-    serde_json::to_string_pretty(&json!({ "workspaces": all })).unwrap_or_default()
 }

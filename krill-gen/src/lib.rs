@@ -11,8 +11,10 @@ pub mod gpu;
 pub mod plan;
 pub mod raw;
 pub mod recipe;
+pub mod records;
 pub mod render;
 pub mod shell;
+pub mod status;
 pub mod syslog;
 
 pub use error::{Diagnostic, Pos, RecipeError};

@@ -9,11 +9,11 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
+use krill::status::{render_json, restarts, uptime_s, ServiceStatus, WorkspaceStatus};
 use zbus::object_server::SignalEmitter;
 
 use crate::daemon::Ctx;
-use crate::systemd::read_state;
+use crate::systemd::{active_state, read_state, unit_path};
 
 /// The D-Bus object.
 pub struct Api {
@@ -28,7 +28,7 @@ pub const NAME: &str = "org.krill.Supervisor1";
 #[zbus::interface(name = "org.krill.Supervisor1")]
 impl Api {
     async fn list_workspaces(&self) -> Vec<String> {
-        let sup = self.ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
+        let sup = self.ctx.sup();
         let v: std::collections::BTreeSet<String> = sup
             .units
             .values()
@@ -38,9 +38,10 @@ impl Api {
     }
 
     async fn get_status(&self, workspace: &str) -> zbus::fdo::Result<String> {
-        let snapshot: Vec<_> = {
-            let sup = self.ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
-            sup.units
+        let (snapshot, records) = {
+            let sup = self.ctx.sup();
+            let mut snapshot: Vec<_> = sup
+                .units
                 .values()
                 .filter(|t| workspace.is_empty() || t.watched.workspace == workspace)
                 .map(|t| {
@@ -51,7 +52,11 @@ impl Api {
                         t.last_failure.clone(),
                     )
                 })
-                .collect()
+                .collect();
+            // Grouped by workspace (unit names alone do not group: `krill-a-b-x` may
+            // belong to workspace `a-b` or `a`).
+            snapshot.sort_by(|a, b| (&a.0.workspace, &a.0.unit).cmp(&(&b.0.workspace, &b.0.unit)));
+            (snapshot, sup.records.clone())
         };
         if snapshot.is_empty() && !workspace.is_empty() {
             return Err(zbus::fdo::Error::InvalidArgs(format!(
@@ -59,59 +64,48 @@ impl Api {
             )));
         }
         let now = crate::daemon::monotonic_us();
-        let mut by_ws: std::collections::BTreeMap<String, Vec<serde_json::Value>> =
-            Default::default();
-        let mut targets = std::collections::BTreeMap::new();
+        let mut out: Vec<WorkspaceStatus> = vec![];
         for (w, health, reason, last_failure) in snapshot {
-            let path = self.ctx.path_of(&w.unit);
-            let st = match path {
-                Some(p) => read_state(&self.ctx.conn, &p).await.unwrap_or_default(),
-                None => Default::default(),
-            };
-            let restarts = if w.max_restarts > 0 {
-                st.restarts.min(w.max_restarts)
-            } else {
-                st.restarts
-            };
-            let uptime = if st.active == "active" && st.started_us > 0 && now > st.started_us {
-                (now - st.started_us) / 1_000_000
-            } else {
-                0
-            };
+            let st = read_state(&self.ctx.conn, &unit_path(&w.unit))
+                .await
+                .unwrap_or_default();
+            if out.last().is_none_or(|ws| ws.workspace != w.workspace) {
+                let state = active_state(&self.ctx.conn, &unit_path(&w.target))
+                    .await
+                    .unwrap_or_default();
+                out.push(WorkspaceStatus {
+                    workspace: w.workspace.clone(),
+                    target: w.target.clone(),
+                    state,
+                    estop: records.estop_reason(&w.workspace),
+                    services: vec![],
+                });
+            }
             let reason = if reason.is_empty() {
-                crate::daemon::stop_reason(&w.unit)
+                records.stop_reason(&w.unit).unwrap_or_default()
             } else {
                 reason
             };
-            targets.insert(w.workspace.clone(), w.target.clone());
-            by_ws.entry(w.workspace.clone()).or_default().push(json!({
-                "service": w.service, "unit": w.unit,
-                "state": format!("{}/{}", st.active, st.sub),
-                "health": health.as_str(), "reason": reason,
-                "pid": st.main_pid, "restarts": restarts, "uptime_s": uptime,
-                "result": st.result, "last_failure": last_failure,
-            }));
+            let services = &mut out.last_mut().expect("pushed above").services;
+            services.push(ServiceStatus {
+                state: format!("{}/{}", st.active, st.sub),
+                health: health.as_str().to_owned(),
+                reason,
+                pid: st.main_pid,
+                restarts: restarts(st.restarts, w.max_restarts),
+                uptime_s: uptime_s(st.active == "active", st.started_us, now),
+                result: st.result,
+                last_failure,
+                service: w.service,
+                unit: w.unit,
+            });
         }
-        let mut out = vec![];
-        for (ws, services) in by_ws {
-            let target = targets[&ws].clone();
-            let tstate = match self.ctx.manager.load_unit(&target).await {
-                Ok(p) => crate::systemd::active_state(&self.ctx.conn, &p)
-                    .await
-                    .unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            out.push(json!({
-                "workspace": ws, "target": target, "state": tstate,
-                "estop": crate::daemon::estop_reason(&ws), "services": services,
-            }));
-        }
-        Ok(json!({ "workspaces": out }).to_string())
+        Ok(render_json(&out))
     }
 
     async fn emergency_stop(&self, workspace: &str, reason: &str) -> zbus::fdo::Result<()> {
         let target = {
-            let sup = self.ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
+            let sup = self.ctx.sup();
             sup.units
                 .values()
                 .find(|t| t.watched.workspace == workspace)
@@ -123,7 +117,7 @@ impl Api {
             )));
         };
         tracing::warn!("EMERGENCY STOP of workspace {workspace}: {reason}");
-        crate::daemon::record_estop(workspace, reason);
+        self.ctx.sup().records.record_estop(workspace, reason);
         self.ctx
             .manager
             .stop_unit(&target, "replace")
@@ -134,7 +128,7 @@ impl Api {
 
     #[zbus(property)]
     async fn stats(&self) -> String {
-        let sup = self.ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
+        let sup = self.ctx.sup();
         serde_json::to_string(&sup.stats).unwrap_or_default()
     }
 

@@ -9,13 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 use zbus::zvariant::OwnedObjectPath;
+
+use krill::records::Records;
 
 use crate::api::{Api, NAME, PATH};
 use crate::auth;
@@ -29,7 +31,6 @@ pub struct Ctx {
     pub sup: Mutex<Supervisor>,
     pub conn: zbus::Connection,
     pub manager: ManagerProxy<'static>,
-    paths: Mutex<BTreeMap<String, OwnedObjectPath>>,
     last_relay: Mutex<BTreeMap<String, Instant>>,
     next_fd_name: std::sync::atomic::AtomicU64,
     /// Wakes the timer loop when deadlines may have moved.
@@ -45,21 +46,29 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The supervisor's state.
+    pub fn sup(&self) -> MutexGuard<'_, Supervisor> {
+        lock(&self.sup)
+    }
+
+    /// The object path of a watched unit (derived from its name, as systemd does).
     pub fn path_of(&self, unit: &str) -> Option<OwnedObjectPath> {
-        self.paths
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(unit)
-            .cloned()
+        self.sup()
+            .units
+            .contains_key(unit)
+            .then(|| crate::systemd::unit_path(unit))
     }
+
+    /// The watched unit an object path belongs to.
     fn unit_of_path(&self, path: &str) -> Option<String> {
-        self.paths
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|(_, p)| p.as_str() == path)
-            .map(|(u, _)| u.clone())
+        crate::systemd::unit_of_path(path).filter(|u| self.sup().units.contains_key(u))
     }
+}
+
+/// Locks `m`; a lock poisoned by a panicking holder is taken over (the state is
+/// simple records, and the supervisor must keep running).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// CLOCK_MONOTONIC in µs (systemd's `*TimestampMonotonic` clock).
@@ -67,38 +76,6 @@ pub fn monotonic_us() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
         .unwrap_or(0)
-}
-
-fn run_file(kind: &str, name: &str) -> std::path::PathBuf {
-    health::default_run_dir().join(kind).join(name)
-}
-
-/// Why krill stopped a unit (cascade or estop record), for status.
-pub fn stop_reason(unit: &str) -> String {
-    std::fs::read_to_string(run_file("cascade", unit))
-        .ok()
-        .and_then(|s| s.lines().nth(1).map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// Why a workspace was emergency-stopped, if it was.
-pub fn estop_reason(ws: &str) -> Option<String> {
-    std::fs::read_to_string(run_file("estop", ws))
-        .ok()
-        .and_then(|s| s.lines().nth(1).map(str::to_owned))
-}
-
-/// Records an emergency stop (same format as `krill-ctl`).
-pub fn record_estop(ws: &str, reason: &str) {
-    let p = run_file("estop", ws);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    if let Some(d) = p.parent() {
-        let _ = std::fs::create_dir_all(d);
-    }
-    let _ = std::fs::write(p, format!("{now}\n{reason}\n"));
 }
 
 /// File descriptors passed by systemd (`LISTEN_FDS`), with their names.
@@ -141,17 +118,7 @@ fn listen_fds() -> Vec<(String, OwnedFd)> {
 async fn refresh_all(ctx: &Arc<Ctx>) {
     let config = health::load_config();
     let units: Vec<String> = config.keys().cloned().collect();
-    ctx.sup
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .configure(config, Instant::now());
-    let mut paths = BTreeMap::new();
-    for u in &units {
-        if let Ok(p) = ctx.manager.load_unit(u).await {
-            paths.insert(u.clone(), p);
-        }
-    }
-    *ctx.paths.lock().unwrap_or_else(|e| e.into_inner()) = paths;
+    ctx.sup().configure(config, Instant::now());
     for u in &units {
         refresh(ctx, u).await;
     }
@@ -165,18 +132,7 @@ async fn refresh(ctx: &Arc<Ctx>, unit: &str) {
     let Ok(st) = read_state(&ctx.conn, &path).await else {
         return;
     };
-    let run_dir = ctx
-        .sup
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .run_dir
-        .clone();
-    let prev = health::recorded_healthy(&run_dir, unit);
-    let changed = ctx
-        .sup
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .on_unit_state(unit, st, Instant::now(), prev.as_deref());
+    let changed = ctx.sup().on_unit_state(unit, st, Instant::now());
     ctx.wake.notify_one();
     ctx.wake_native.notify_one();
     if changed {
@@ -187,7 +143,7 @@ async fn refresh(ctx: &Arc<Ctx>, unit: &str) {
 /// Emits `StateChanged` for `unit`.
 async fn emit(ctx: &Arc<Ctx>, unit: &str) {
     let info = {
-        let sup = ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
+        let sup = ctx.sup();
         sup.units.get(unit).map(|t| {
             (
                 t.watched.workspace.clone(),
@@ -226,10 +182,7 @@ async fn watch_units(ctx: Arc<Ctx>) -> zbus::Result<()> {
             continue;
         };
         if let Some(unit) = ctx.unit_of_path(&path) {
-            ctx.dirty
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(unit);
+            lock(&ctx.dirty).insert(unit);
             ctx.wake_refresh.notify_one();
         }
     }
@@ -241,10 +194,7 @@ async fn refresher(ctx: Arc<Ctx>) {
     loop {
         ctx.wake_refresh.notified().await;
         loop {
-            let batch: Vec<String> =
-                std::mem::take(&mut *ctx.dirty.lock().unwrap_or_else(|e| e.into_inner()))
-                    .into_iter()
-                    .collect();
+            let batch: Vec<String> = std::mem::take(&mut *lock(&ctx.dirty)).into_iter().collect();
             if batch.is_empty() {
                 break;
             }
@@ -282,11 +232,7 @@ async fn reloader(ctx: Arc<Ctx>) {
 /// Nothing to do means no wakeups but the 1 s one.
 async fn timer_loop(ctx: Arc<Ctx>) {
     loop {
-        let next = ctx
-            .sup
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .next_deadline();
+        let next = ctx.sup().next_deadline();
         let cap = tokio::time::Instant::now() + Duration::from_secs(1);
         let until = next
             .map(|n| tokio::time::Instant::from_std(n).min(cap))
@@ -296,16 +242,12 @@ async fn timer_loop(ctx: Arc<Ctx>) {
             _ = ctx.wake.notified() => {}
         }
         let now = Instant::now();
-        let changed = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).sweep(now);
+        let changed = ctx.sup().sweep(now);
         for u in changed {
             tracing::warn!("{u}: heartbeat timed out");
             emit(&ctx, &u).await;
         }
-        let due = ctx
-            .sup
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .due_probes(now);
+        let due = ctx.sup().due_probes(now);
         for (unit, check, watched) in due {
             tokio::spawn(run_probe(ctx.clone(), unit, check, watched));
         }
@@ -319,20 +261,13 @@ async fn run_probe(
     watched: health::Watched,
 ) {
     let inv = ctx
-        .sup
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .sup()
         .units
         .get(&unit)
         .map(|t| t.state.invocation.clone())
         .unwrap_or_default();
     let result = crate::probes::run(&check, &watched).await;
-    let outcome = ctx.sup.lock().unwrap_or_else(|e| e.into_inner()).on_probe(
-        &unit,
-        &inv,
-        result,
-        Instant::now(),
-    );
+    let outcome = ctx.sup().on_probe(&unit, &inv, result, Instant::now());
     ctx.wake.notify_one();
     match outcome {
         ProbeOutcome::Unchanged => {}
@@ -359,11 +294,7 @@ async fn native_ping_loop(ctx: Arc<Ctx>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let units = ctx
-            .sup
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .native_candidates();
+        let units = ctx.sup().native_candidates();
         if units.is_empty() {
             // Nothing to poll: wait for a state change instead of ticking.
             ctx.wake_native.notified().await;
@@ -376,11 +307,7 @@ async fn native_ping_loop(ctx: Arc<Ctx>) {
             let Ok(st) = read_state(&ctx.conn, &path).await else {
                 continue;
             };
-            let changed = ctx
-                .sup
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .on_native_ping(&u, &st, Instant::now());
+            let changed = ctx.sup().on_native_ping(&u, &st, Instant::now());
             if changed {
                 emit(&ctx, &u).await;
             }
@@ -468,7 +395,7 @@ async fn handle_line(
         Ok(hb) => hb,
         Err(e) => {
             {
-                let mut sup = ctx.sup.lock().unwrap_or_else(|e| e.into_inner());
+                let mut sup = ctx.sup();
                 match e {
                     protocol::Refused::Oversized => sup.stats.oversized += 1,
                     protocol::Refused::Malformed(_) => sup.stats.malformed += 1,
@@ -479,11 +406,7 @@ async fn handle_line(
             return;
         }
     };
-    let outcome = ctx
-        .sup
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .on_heartbeat(unit, pid, &hb, Instant::now());
+    let outcome = ctx.sup().on_heartbeat(unit, pid, &hb, Instant::now());
     match outcome {
         BeatOutcome::Refused(msg) => complain(msg),
         BeatOutcome::Accepted { relay_pid, changed } => {
@@ -504,7 +427,7 @@ async fn handle_line(
 fn relay(ctx: &Arc<Ctx>, unit: &str, main_pid: u32) {
     let now = Instant::now();
     {
-        let mut last = ctx.last_relay.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = lock(&ctx.last_relay);
         if last
             .get(unit)
             .is_some_and(|t| now.duration_since(*t) < Duration::from_millis(50))
@@ -541,10 +464,9 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let manager = ManagerProxy::new(&conn).await?;
     manager.subscribe().await?;
     let ctx = Arc::new(Ctx {
-        sup: Mutex::new(Supervisor::new(health::default_run_dir())),
+        sup: Mutex::new(Supervisor::new(Records::default())),
         conn: conn.clone(),
         manager,
-        paths: Mutex::new(BTreeMap::new()),
         last_relay: Mutex::new(BTreeMap::new()),
         next_fd_name: std::sync::atomic::AtomicU64::new(0),
         wake: tokio::sync::Notify::new(),
@@ -577,7 +499,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if listeners == 0 {
         // Not socket-activated (e.g. run by hand): bind the socket ourselves.
-        let path = health::default_run_dir().join("krill.sock");
+        let path = Records::default().dir().join("krill.sock");
         let _ = std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new("/")));
         let _ = std::fs::remove_file(&path);
         let l = UnixListener::bind(&path)?;
@@ -593,12 +515,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(timer_loop(ctx.clone()));
     tokio::spawn(native_ping_loop(ctx.clone()));
     tokio::spawn(own_watchdog());
-    let n = ctx
-        .sup
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .units
-        .len();
+    let n = ctx.sup().units.len();
     tracing::info!("krill-supervisor ready: watching {n} services");
     notify::own("READY=1", &[]);
 

@@ -13,7 +13,9 @@
 //!   the first one due `timeout` after start.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use krill::records::Records;
 use std::time::{Duration, Instant};
 
 use krill::recipe::HealthCheck;
@@ -170,38 +172,7 @@ pub struct Supervisor {
     pub units: BTreeMap<String, Tracked>,
     pub stats: Stats,
     /// Where health records go (`/run/krill`, or `KRILL_RUN_DIR`).
-    pub run_dir: PathBuf,
-}
-
-/// `KRILL_RUN_DIR` or `/run/krill`.
-pub fn default_run_dir() -> PathBuf {
-    std::env::var_os("KRILL_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/krill"))
-}
-
-fn record(run_dir: &Path, kind: &str, unit: &str, contents: Option<&str>) {
-    let dir = run_dir.join(kind);
-    let p = dir.join(unit);
-    match contents {
-        Some(c) => {
-            let _ = std::fs::create_dir_all(&dir);
-            let tmp = dir.join(format!(".{unit}.tmp"));
-            if std::fs::write(&tmp, c).is_ok() {
-                let _ = std::fs::rename(&tmp, &p);
-            }
-        }
-        None => {
-            let _ = std::fs::remove_file(&p);
-        }
-    }
-}
-
-/// The invocation recorded as healthy by a previous supervisor run, if any.
-pub fn recorded_healthy(run_dir: &Path, unit: &str) -> Option<String> {
-    std::fs::read_to_string(run_dir.join("health").join(unit))
-        .ok()
-        .map(|s| s.trim().to_owned())
+    pub records: Records,
 }
 
 impl Tracked {
@@ -227,26 +198,24 @@ impl Tracked {
         }
     }
 
-    fn publish(&self, dir: &Path) {
+    fn publish(&self, records: &Records) {
         if self.watched.check.is_none() {
             return;
         }
-        record(
-            dir,
+        let _ = records.write(
             "health-status",
             &self.watched.unit,
-            Some(&format!("{}\n{}\n", self.health.as_str(), self.reason)),
+            &format!("{}\n{}\n", self.health.as_str(), self.reason),
         );
     }
 
-    fn pass(&mut self, dir: &Path) {
+    fn pass(&mut self, records: &Records) {
         if !self.passed {
             self.passed = true;
-            record(
-                dir,
+            let _ = records.write(
                 "health",
                 &self.watched.unit,
-                Some(&format!("{}\n", self.state.invocation)),
+                &format!("{}\n", self.state.invocation),
             );
         }
         self.failures = 0;
@@ -258,11 +227,11 @@ impl Tracked {
 }
 
 impl Supervisor {
-    pub fn new(run_dir: PathBuf) -> Supervisor {
+    pub fn new(records: Records) -> Supervisor {
         Supervisor {
             units: BTreeMap::new(),
             stats: Stats::default(),
-            run_dir,
+            records,
         }
     }
 
@@ -281,16 +250,10 @@ impl Supervisor {
     }
 
     /// systemd reported `st` for `unit`. A new invocation starts a fresh health
-    /// record; `previous_healthy` (from `/run/krill/health`) lets a restarted
-    /// supervisor keep a pass it had already recorded. Returns whether anything
-    /// visible changed.
-    pub fn on_unit_state(
-        &mut self,
-        unit: &str,
-        st: UnitState,
-        now: Instant,
-        previous_healthy: Option<&str>,
-    ) -> bool {
+    /// record, unless `/run/krill/health` already holds a pass of exactly that
+    /// invocation (a restarted supervisor keeps what it had recorded). Returns
+    /// whether anything visible changed.
+    pub fn on_unit_state(&mut self, unit: &str, st: UnitState, now: Instant) -> bool {
         let Some(t) = self.units.get_mut(unit) else {
             return false;
         };
@@ -304,13 +267,14 @@ impl Supervisor {
             t.run_started = now;
             t.last_beat = None;
             t.failures = 0;
-            t.passed = previous_healthy.is_some_and(|p| p == t.state.invocation)
-                && !t.state.invocation.is_empty();
+            t.passed = !t.state.invocation.is_empty()
+                && self.records.healthy_invocation(unit).as_deref()
+                    == Some(t.state.invocation.as_str());
             t.next_probe = now;
             t.socket_client = false;
             t.native_ping_us = 0;
             if !t.passed {
-                record(&self.run_dir, "health", unit, None);
+                self.records.remove("health", unit);
             }
         }
         let health = match (&t.watched.check, t.running()) {
@@ -333,7 +297,7 @@ impl Supervisor {
             if health != Health::Degraded {
                 t.reason.clear();
             }
-            t.publish(&self.run_dir);
+            t.publish(&self.records);
             return true;
         }
         changed
@@ -371,11 +335,11 @@ impl Supervisor {
                     hb.reason().unwrap_or("degraded").to_owned(),
                 ),
             };
-            t.pass(&self.run_dir);
+            t.pass(&self.records);
             if health != t.health || reason != t.reason {
                 t.health = health;
                 t.reason = reason;
-                t.publish(&self.run_dir);
+                t.publish(&self.records);
                 changed = true;
             }
         } else if hb.status == Status::Degraded
@@ -418,11 +382,11 @@ impl Supervisor {
         }
         t.native_ping_us = st.watchdog_us;
         t.last_beat = Some(now);
-        t.pass(&self.run_dir);
+        t.pass(&self.records);
         if t.health != Health::Healthy {
             t.health = Health::Healthy;
             t.reason = "pings systemd's watchdog directly (sd_notify)".into();
-            t.publish(&self.run_dir);
+            t.publish(&self.records);
             return true;
         }
         false
@@ -445,7 +409,7 @@ impl Supervisor {
                         timeout
                     );
                     t.last_failure = t.reason.clone();
-                    t.publish(&self.run_dir);
+                    t.publish(&self.records);
                     out.push(u.clone());
                 }
             }
@@ -514,11 +478,11 @@ impl Supervisor {
         }
         match result {
             Ok(()) => {
-                t.pass(&self.run_dir);
+                t.pass(&self.records);
                 if t.health != Health::Healthy {
                     t.health = Health::Healthy;
                     t.reason.clear();
-                    t.publish(&self.run_dir);
+                    t.publish(&self.records);
                     return ProbeOutcome::Changed;
                 }
                 ProbeOutcome::Unchanged
@@ -534,7 +498,7 @@ impl Supervisor {
                     t.health = Health::Unhealthy;
                     t.reason = format!("{why} ({} checks in a row)", t.failures);
                     t.last_failure = t.reason.clone();
-                    t.publish(&self.run_dir);
+                    t.publish(&self.records);
                     return ProbeOutcome::Fail(t.reason.clone());
                 }
                 ProbeOutcome::Unchanged
@@ -573,7 +537,7 @@ mod tests {
 
     fn sup(check: HealthCheck) -> (Supervisor, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Supervisor::new(dir.path().to_owned());
+        let mut s = Supervisor::new(Records::at(dir.path()));
         s.configure(
             BTreeMap::from([(
                 "krill-w-a.service".to_owned(),
@@ -598,7 +562,7 @@ mod tests {
             timeout: Duration::from_secs(2),
         });
         let now = Instant::now();
-        s.on_unit_state("krill-w-a.service", running("aa", 42), now, None);
+        s.on_unit_state("krill-w-a.service", running("aa", 42), now);
         assert_eq!(s.units["krill-w-a.service"].health, Health::Starting);
         match s.on_heartbeat(Some("krill-w-b.service"), 7, &hb("a", Status::Healthy), now) {
             BeatOutcome::Refused(m) => assert!(
@@ -635,7 +599,7 @@ mod tests {
         );
         assert_eq!(s.units["krill-w-a.service"].health, Health::Healthy);
         assert_eq!(
-            recorded_healthy(&s.run_dir, "krill-w-a.service").as_deref(),
+            s.records.healthy_invocation("krill-w-a.service").as_deref(),
             Some("aa")
         );
     }
@@ -646,7 +610,7 @@ mod tests {
             timeout: Duration::from_secs(2),
         });
         let now = Instant::now();
-        s.on_unit_state("krill-w-a.service", running("aa", 42), now, None);
+        s.on_unit_state("krill-w-a.service", running("aa", 42), now);
         s.on_heartbeat(
             Some("krill-w-a.service"),
             42,
@@ -659,11 +623,11 @@ mod tests {
             (Health::Degraded, "low battery")
         );
         assert!(t.passed, "a degraded service is alive");
-        s.on_unit_state("krill-w-a.service", running("bb", 50), now, None);
+        s.on_unit_state("krill-w-a.service", running("bb", 50), now);
         let t = &s.units["krill-w-a.service"];
         assert_eq!((t.health, t.passed), (Health::Starting, false));
         assert_eq!(
-            recorded_healthy(&s.run_dir, "krill-w-a.service"),
+            s.records.healthy_invocation("krill-w-a.service"),
             None,
             "the gate record belongs to the old run"
         );
@@ -675,7 +639,7 @@ mod tests {
             timeout: Duration::from_millis(500),
         });
         let t0 = Instant::now();
-        s.on_unit_state("krill-w-a.service", running("aa", 42), t0, None);
+        s.on_unit_state("krill-w-a.service", running("aa", 42), t0);
         s.on_heartbeat(Some("krill-w-a.service"), 42, &hb("a", Status::Healthy), t0);
         assert!(s.sweep(t0 + Duration::from_millis(400)).is_empty());
         assert_eq!(
@@ -694,7 +658,7 @@ mod tests {
             timeout: None,
         });
         let t0 = Instant::now();
-        s.on_unit_state("krill-w-a.service", running("aa", 42), t0, None);
+        s.on_unit_state("krill-w-a.service", running("aa", 42), t0);
         for _ in 0..5 {
             assert_eq!(s.due_probes(t0).len(), 1);
             assert_eq!(
@@ -717,7 +681,7 @@ mod tests {
             o => panic!("{o:?}"),
         }
         // After a pass, failures count at once (no start period) and reset on success.
-        s.on_unit_state("krill-w-a.service", running("bb", 43), t0, None);
+        s.on_unit_state("krill-w-a.service", running("bb", 43), t0);
         assert_eq!(
             s.on_probe("krill-w-a.service", "bb", Ok(()), t0),
             ProbeOutcome::Changed
@@ -750,7 +714,7 @@ mod tests {
         let mut st = running("aa", 42);
         st.active_enter_us = 5_000_000;
         st.watchdog_us = 5_000_010;
-        s.on_unit_state("krill-w-a.service", st.clone(), now, None);
+        s.on_unit_state("krill-w-a.service", st.clone(), now);
         assert_eq!(s.native_candidates(), ["krill-w-a.service"]);
         assert!(
             !s.on_native_ping("krill-w-a.service", &st, now),
@@ -777,7 +741,10 @@ mod tests {
             timeout: Duration::from_secs(2),
         });
         let now = Instant::now();
-        s.on_unit_state("krill-w-a.service", running("aa", 42), now, Some("aa"));
+        s.records
+            .write("health", "krill-w-a.service", "aa\n")
+            .unwrap();
+        s.on_unit_state("krill-w-a.service", running("aa", 42), now);
         assert_eq!(s.units["krill-w-a.service"].health, Health::Healthy);
     }
 }
