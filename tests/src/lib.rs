@@ -417,11 +417,39 @@ impl Container {
         }
     }
 
+    /// Installs `recipe` as `/root/<ws>.yaml` with `krill install FLAGS`; fails the
+    /// test with krill's output if that fails.
+    pub fn install_ok(&self, ws: &str, recipe: &str, flags: &str) {
+        let out = self.install(&format!("/root/{ws}.yaml"), recipe, flags);
+        assert!(
+            out.status.success(),
+            "krill install failed:\n{}",
+            text(&out)
+        );
+    }
+
+    /// Sends SIGTERM (a stray `kill`) to `unit`'s main process; returns its pid.
+    pub fn kill_main(&self, unit: &str) -> u64 {
+        let pid = self.num(unit, "MainPID");
+        assert!(pid > 0, "{unit} has no MainPID");
+        self.ok(&format!("kill {pid}"));
+        pid
+    }
+
     /// Installs a recipe from text with `krill install` and returns its output.
     pub fn install(&self, path: &str, recipe: &str, flags: &str) -> Output {
         self.write(path, recipe);
         self.sh(&format!("krill install {path} {flags}"))
     }
+}
+
+/// stdout and stderr of a command, for failure messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn child_named(ppid: u32, comm: &str) -> Option<u32> {

@@ -14,31 +14,13 @@ fn unit(ws: &str, s: &str) -> String {
     format!("krill-{ws}-{s}.service")
 }
 
-fn installed(c: &Container, ws: &str, recipe: &str, flags: &str) {
-    let out = c.install(&format!("/root/{ws}.yaml"), recipe, flags);
-    assert!(
-        out.status.success(),
-        "krill install failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn kill(c: &Container, u: &str) -> u64 {
-    let pid = c.num(u, "MainPID");
-    assert!(pid > 0, "{u} has no MainPID");
-    c.ok(&format!("kill {pid}"));
-    pid
-}
-
 /// S1: a 3-level DAG starts in dependency order; services of one layer start
 /// together (neither waits for the other).
 #[test]
 fn s1_dag_starts_in_dependency_order_with_parallel_layers() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("s1-order");
-    installed(
-        &c,
+    c.install_ok(
         "order",
         r#"
 version: "1"
@@ -90,8 +72,7 @@ services:
 fn s2_dependent_does_not_start_when_dependency_fails() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("s2");
-    installed(
-        &c,
+    c.install_ok(
         "s2",
         r#"
 version: "1"
@@ -136,8 +117,7 @@ services:
 fn s6_max_restarts_is_exact() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("s6-max");
-    installed(
-        &c,
+    c.install_ok(
         "mx",
         r#"
 version: "1"
@@ -169,8 +149,7 @@ services:
 fn s6_restart_policies() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("s6-policy");
-    installed(
-        &c,
+    c.install_ok(
         "pol",
         r#"
 version: "1"
@@ -195,14 +174,14 @@ services:
     }
     // A stray SIGTERM counts as a failure for on-failure.
     let u = unit("pol", "onfail");
-    let old = kill(&c, &u);
+    let old = c.kill_main(&u);
     c.wait_for("onfail restarted", T, || {
         c.num(&u, "NRestarts") == 1 && c.state(&u) == "active/running"
     });
     assert_ne!(c.num(&u, "MainPID"), old);
     // never: a kill stops it for good.
     let n = unit("pol", "never");
-    kill(&c, &n);
+    c.kill_main(&n);
     c.wait_for("never to stop", T, || !c.state(&n).starts_with("active"));
     assert_eq!(
         c.state(&n),
@@ -236,8 +215,7 @@ services:
 fn s6_restart_delay_is_honoured() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("s6-delay");
-    installed(
-        &c,
+    c.install_ok(
         "dl",
         r#"
 version: "1"
@@ -251,7 +229,7 @@ services:
     );
     let u = unit("dl", "slow");
     c.wait_state(&u, "active/running", T);
-    kill(&c, &u);
+    c.kill_main(&u);
     c.wait_for("restart", T, || {
         c.num(&u, "NRestarts") == 1 && c.state(&u) == "active/running"
     });
@@ -294,8 +272,7 @@ while True:
     time.sleep(1)
 "#,
     );
-    installed(
-        &c,
+    c.install_ok(
         "st",
         r#"
 version: "1"
@@ -340,8 +317,7 @@ services:
 fn s3_dependency_restart_leaves_dependents_running() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("s3");
-    installed(
-        &c,
+    c.install_ok(
         "s3",
         r#"
 version: "1"
@@ -372,7 +348,7 @@ services:
         .map(|u| (c.num(u, "MainPID"), c.prop(u, "InvocationID")))
         .collect();
     for round in 1..=3 {
-        kill(&c, &d);
+        c.kill_main(&d);
         c.wait_for("driver restarted", T, || {
             c.num(&d, "NRestarts") == round && c.state(&d) == "active/running"
         });
@@ -394,8 +370,7 @@ services:
 fn s4_failure_for_good_cascades_to_transitive_dependents() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("s4");
-    installed(
-        &c,
+    c.install_ok(
         "s4",
         r#"
 version: "1"
@@ -420,11 +395,11 @@ services:
     for u in [&l, &s, &n, &cam] {
         c.wait_state(u, "active/running", T);
     }
-    kill(&c, &l);
+    c.kill_main(&l);
     c.wait_for("lidar restarted once", T, || {
         c.num(&l, "NRestarts") == 1 && c.state(&l) == "active/running"
     });
-    kill(&c, &l);
+    c.kill_main(&l);
     c.wait_state(&l, "failed/failed", T);
     c.wait_state(&s, "inactive/dead", T);
     c.wait_state(&n, "inactive/dead", T);
@@ -475,7 +450,7 @@ while True:
         recipe.push_str(&format!("  w{i}:\n    execute: {{type: shell, command: python3 /root/forker.py}}\n    dependencies: [{dep}]\n"));
     }
     recipe.push_str("  brain:\n    execute: {type: shell, command: \"sh -c 'while [ ! -e /run/fail-now ]; do sleep 0.01; done; exit 7'\"}\n    dependencies: [base]\n    critical: true\n");
-    installed(&c, "s5", &recipe, "--now");
+    c.install_ok("s5", &recipe, "--now");
     let all: Vec<String> = std::iter::once("base".to_owned())
         .chain((1..=8).map(|i| format!("w{i}")))
         .map(|s| unit("s5", &s))
@@ -542,8 +517,7 @@ while True:
 fn seed_try_it_table_with_started_dependencies() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("tryit");
-    installed(
-        &c,
+    c.install_ok(
         "tryit",
         r#"
 version: "1"
@@ -571,19 +545,19 @@ services:
     }
     // Kill processor: restarts immediately, dependents keep running.
     let pids = (c.num(&a, "MainPID"), c.num(&d, "MainPID"));
-    kill(&c, &p);
+    c.kill_main(&p);
     c.wait_for("processor restarted", T, || {
         c.num(&p, "NRestarts") == 1 && c.state(&p) == "active/running"
     });
     assert_eq!((c.num(&a, "MainPID"), c.num(&d, "MainPID")), pids);
     // Kill analyzer: restarts up to 3 times, then the controller stops.
     for i in 1..=3 {
-        kill(&c, &a);
+        c.kill_main(&a);
         c.wait_for("analyzer restarted", T, || {
             c.num(&a, "NRestarts") == i && c.state(&a) == "active/running"
         });
     }
-    kill(&c, &a);
+    c.kill_main(&a);
     c.wait_state(&a, "failed/failed", T);
     c.wait_state(&d, "inactive/dead", T);
     assert_eq!(
@@ -602,12 +576,12 @@ services:
         c.wait_state(u, "active/running", T);
     }
     for i in 1..=3 {
-        kill(&c, &d);
+        c.kill_main(&d);
         c.wait_for("controller restarted", T, || {
             c.num(&d, "NRestarts") == i && c.state(&d) == "active/running"
         });
     }
-    kill(&c, &d);
+    c.kill_main(&d);
     c.wait_state(&d, "failed/failed", T);
     c.wait_state(&p, "inactive/dead", T);
     c.wait_state(&a, "inactive/dead", T);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use krill_e2e::{now_us, Container};
+use krill_e2e::{now_us, text, Container};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -16,14 +16,6 @@ services:
     execute: {type: shell, command: sleep infinity}
     dependencies: [driver]
 "#;
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A recipe installed with --enable comes up at boot: reboot the container to prove it.
 /// Also measures boot-to-all-running for the demo workspace.

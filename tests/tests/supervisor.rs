@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use krill_e2e::{now_us, Container};
+use krill_e2e::{now_us, text, Container};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -26,19 +26,6 @@ while True:
         os.rename("/run/lastbeat-" + name + ".tmp", "/run/lastbeat-" + name)
     time.sleep(0.1)
 "#;
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn install(c: &Container, ws: &str, recipe: &str, flags: &str) {
-    let out = c.install(&format!("/root/{ws}.yaml"), recipe, flags);
-    assert!(out.status.success(), "krill install: {}", text(&out));
-}
 
 fn status_json(c: &Container, ws: &str) -> serde_json::Value {
     serde_json::from_str(&c.ok(&format!("krill status {ws} --json"))).unwrap()
@@ -64,8 +51,7 @@ fn heartbeat_gates_degrades_and_times_out() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("sup-hb");
     c.write("/opt/hb/hb.py", HB_PY);
-    install(
-        &c,
+    c.install_ok(
         "hb",
         r#"
 version: "1"
@@ -155,8 +141,7 @@ services:
 fn never_healthy_dependency_blocks_dependent() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("sup-never");
-    install(
-        &c,
+    c.install_ok(
         "nh",
         r#"
 version: "1"
@@ -227,8 +212,7 @@ if name == "tcp":
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 "#,
     );
-    install(
-        &c,
+    c.install_ok(
         "pr",
         r#"
 version: "1"
@@ -287,8 +271,7 @@ fn spoofed_and_malformed_heartbeats_are_refused() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("sup-spoof");
     c.write("/opt/hb/hb.py", HB_PY);
-    install(
-        &c,
+    c.install_ok(
         "sp",
         r#"
 version: "1"
@@ -374,8 +357,7 @@ fn supervisor_crash_touches_no_service() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("sup-s9");
     c.write("/opt/hb/hb.py", HB_PY);
-    install(
-        &c,
+    c.install_ok(
         "s9",
         r#"
 version: "1"
@@ -440,9 +422,7 @@ services:
 fn status_and_estop_on_dbus() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("sup-dbus");
-    install(
-        &c,
-        "db",
+    c.install_ok("db",
         "version: \"1\"\nname: db\nservices:\n  a:\n    execute: {type: shell, command: sleep infinity}\n  b:\n    execute: {type: shell, command: sleep infinity}\n    dependencies: [a]\n",
         "--now",
     );
@@ -524,25 +504,21 @@ fn seed_try_it_with_healthy_dependencies_and_pixi() {
     };
     assert!(gate("data-processor") > start(&p) && start(&a) >= gate("data-processor"));
     assert!(start(&d) >= gate("data-analyzer"));
-    let kill = |u: &str| {
-        let pid = c.num(u, "MainPID");
-        c.ok(&format!("kill {pid}"));
-    };
     // Kill processor: restarts, dependents keep running.
     let pids = (c.num(&a, "MainPID"), c.num(&d, "MainPID"));
-    kill(&p);
+    c.kill_main(&p);
     c.wait_for("processor restarted", T, || {
         c.num(&p, "NRestarts") == 1 && c.state(&p) == "active/running"
     });
     assert_eq!((c.num(&a, "MainPID"), c.num(&d, "MainPID")), pids);
     // Kill analyzer 4 times: 3 restarts, then it fails for good and the controller stops.
     for i in 1..=3 {
-        kill(&a);
+        c.kill_main(&a);
         c.wait_for("analyzer restarted", T, || {
             c.num(&a, "NRestarts") == i && c.state(&a) == "active/running"
         });
     }
-    kill(&a);
+    c.kill_main(&a);
     c.wait_state(&a, "failed/failed", T);
     c.wait_state(&d, "inactive/dead", T);
     assert_eq!(c.state(&p), "active/running");
@@ -550,12 +526,12 @@ fn seed_try_it_with_healthy_dependencies_and_pixi() {
     c.ok("krill restart krill-pixi");
     c.wait_state(&d, "active/running", T);
     for i in 1..=3 {
-        kill(&d);
+        c.kill_main(&d);
         c.wait_for("controller restarted", T, || {
             c.num(&d, "NRestarts") == i && c.state(&d) == "active/running"
         });
     }
-    kill(&d);
+    c.kill_main(&d);
     c.wait_state(&p, "inactive/dead", T);
     c.wait_state(&a, "inactive/dead", T);
     assert!(c
@@ -590,8 +566,7 @@ while True:
     c.wait_for("monitor attached", T, || {
         c.path("/run/signals.json").exists()
     });
-    install(
-        &c,
+    c.install_ok(
         "nat",
         r#"
 version: "1"
@@ -648,8 +623,8 @@ fn supervisor_stays_responsive_during_a_burst_of_changes() {
     for i in 0..40 {
         churn.push_str(&format!("  c{i}:\n    execute: {{type: shell, command: sleep infinity}}\n    health_check: {{type: tcp, port: {}}}\n", 9000 + i));
     }
-    install(&c, "beats", &beats, "--now");
-    install(&c, "churn", &churn, "");
+    c.install_ok("beats", &beats, "--now");
+    c.install_ok("churn", &churn, "");
     for i in 0..10 {
         c.wait_for("beats healthy", T, || {
             c.path(&format!("/run/krill/health/krill-beats-b{i}.service"))
