@@ -17,6 +17,15 @@ use krill::records::Records;
 
 use crate::systemctl;
 
+/// Why the handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Systemctl(#[from] systemctl::Error),
+    #[error(transparent)]
+    Bus(#[from] crate::bus::Error),
+}
+
 /// What the handler was asked to do.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -46,7 +55,7 @@ fn workspace_of(target: &str) -> &str {
 
 /// Runs the handler against the live systemd. Costs two or three `systemctl` calls,
 /// because an emergency stop is only as fast as its slowest step.
-pub fn handle(req: &Request) -> Result<Outcome, systemctl::Error> {
+pub fn handle(req: &Request) -> Result<Outcome, Error> {
     let st = systemctl::show(
         &req.unit,
         &[
@@ -162,34 +171,14 @@ pub fn cascade(units: &[String], reason: &str) -> Result<Vec<String>, systemctl:
     Ok(stopped)
 }
 
-/// Stops every member of the workspace at once: all are `PartOf=` the target, and
-/// `After=` ordering makes dependents stop first. Members that then fail while
-/// stopping (SIGKILL after stop_timeout) are not escalated: their handlers find the
-/// target no longer active.
-pub fn emergency_stop(target: &str) -> Result<(), systemctl::Error> {
-    systemctl::run(&["stop", "--no-block", "--", target])?;
-    Ok(())
-}
-
-/// Asks krill-supervisor for an emergency stop over D-Bus (2 s timeout). Returns
-/// false if it could not be reached, so the caller falls back to systemd.
-pub fn estop_via_supervisor(workspace: &str, reason: &str) -> bool {
-    std::process::Command::new("busctl")
-        .args([
-            "--timeout=2",
-            "call",
-            "org.krill.Supervisor1",
-            "/org/krill/Supervisor1",
-            "org.krill.Supervisor1",
-            "EmergencyStop",
-            "ss",
-            workspace,
-            reason,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// Stops every member of the workspace at once, over D-Bus: the target (all members
+/// are `PartOf=` it, and `After=` ordering makes dependents stop first) and the slice
+/// (every process of the workspace). Members that then fail while stopping (SIGKILL
+/// after stop_timeout) are not escalated: their handlers find the target no longer
+/// active.
+pub fn emergency_stop(target: &str) -> Result<(), crate::bus::Error> {
+    let ws = workspace_of(target).to_owned();
+    crate::bus::with_system(|conn| async move { crate::bus::stop_workspace(&conn, &ws).await })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use krill::generator::{self, DEFAULT_ENABLED_DIR};
 use krill::plan::{self, Plan};
+use krill::records::Records;
 use krill::render::render_plan;
 use krill::{Recipe, RecipeError};
 
@@ -66,6 +67,20 @@ pub fn installed(ws: &str) -> Option<Plan> {
     found.get(ws).and_then(|p| krill::compile(p).ok())
 }
 
+/// The units of workspace `ws` as systemd loaded them at its latest reload: the
+/// generator's output files, whatever the recipe files say now.
+pub fn loaded_units(ws: &str) -> BTreeMap<String, String> {
+    let Some(m) = krill::manifest::Loaded::read().workspaces.remove(ws) else {
+        return BTreeMap::new();
+    };
+    let dir = krill::manifest::generator_dir();
+    std::iter::once(m.target.clone())
+        .chain(std::iter::once(m.slice.clone()))
+        .chain(m.services.iter().map(|s| s.unit.clone()))
+        .filter_map(|u| std::fs::read_to_string(dir.join(&u)).ok().map(|t| (u, t)))
+        .collect()
+}
+
 /// Compares two unit sets. `running` says whether a unit is active now.
 pub fn diff(
     old: &BTreeMap<String, String>,
@@ -75,7 +90,14 @@ pub fn diff(
     let mut d = Diff::default();
     for (name, text) in new {
         match old.get(name) {
-            None => d.added.push(name.clone()),
+            None => {
+                d.added.push(name.clone());
+                // Running, but not from the units systemd generated: an old run
+                // (its recipe was skipped since, or never loaded). Converge.
+                if name.ends_with(".service") && running(name) {
+                    d.restart.push(name.clone());
+                }
+            }
             Some(o) if o != text => {
                 d.changed.push(name.clone());
                 if name.ends_with(".service") && running(name) {
@@ -127,8 +149,11 @@ pub fn prepare(file: &Path) -> Result<(Plan, String), Error> {
     let recipe = Recipe::parse(&text, file)?;
     let target = Path::new(INSTALL_DIR).join(format!("{}.yaml", recipe.name));
     let text = installed_text(&text, file, &recipe);
-    // Re-validate exactly what will be written, as the generator will read it.
+    // Re-validate exactly what will be written, as the generator will read it, and
+    // render it: the generator would refuse a unit that systemd would misread.
     let plan = Plan::new(Recipe::parse(&text, &target)?)?;
+    generator::render_checked(&plan)
+        .map_err(|e| Error::Refused(format!("{}: {e}", file.display())))?;
     let others: Vec<Plan> = generator::discover(&generator::recipe_path())
         .into_iter()
         .filter(|(ws, _)| ws != plan.workspace())
@@ -147,9 +172,7 @@ pub fn prepare(file: &Path) -> Result<(Plan, String), Error> {
 /// `krill-ctl plan FILE`.
 pub fn plan(file: &Path) -> Result<Diff, Error> {
     let (new, _) = prepare(file)?;
-    let old = installed(new.workspace())
-        .map(|p| units(&p))
-        .unwrap_or_default();
+    let old = loaded_units(new.workspace());
     Ok(diff(&old, &units(&new), is_running))
 }
 
@@ -162,56 +185,145 @@ pub struct InstallOptions {
     pub now: bool,
 }
 
-/// `krill-ctl install FILE`.
+/// Test hook: `KRILL_FAULT=install:STEP` aborts `install` at STEP, as a `kill -9`
+/// or a power cut would (no cleanup runs). `install:reload` makes the reload fail.
+fn fault(step: &str) -> bool {
+    std::env::var("KRILL_FAULT").is_ok_and(|f| f == format!("install:{step}"))
+}
+
+fn crash_point(step: &str) {
+    if fault(step) {
+        eprintln!("krill: KRILL_FAULT: aborting install {step}");
+        std::process::abort();
+    }
+}
+
+/// Units an interrupted install still has to restart or stop (`/run/krill/pending/W`).
+fn pending(ws: &str) -> Vec<String> {
+    Records::default()
+        .read("pending", ws)
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// `krill-ctl install FILE`: a transaction that converges.
+///
+/// 1. validate and render; diff against the units systemd loaded;
+/// 2. record the units to restart or stop (`/run/krill/pending/W`), so that a re-run
+///    after a crash at any later step finishes the job;
+/// 3. write the recipe durably (fsync file and directory, then rename);
+/// 4. `daemon-reload`; check that systemd loaded every unit (`LoadState=loaded`). If
+///    the reload fails or a unit did not load, the previous recipe is put back and
+///    systemd reloaded again: nothing changes;
+/// 5. stop removed units that still run, restart changed (and pending) ones;
+/// 6. clear the record.
 pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error> {
     let (new, text) = prepare(file)?;
     let ws = new.workspace().to_owned();
-    let old_plan = installed(&ws);
-    let old = old_plan.as_ref().map(units).unwrap_or_default();
-    let d = diff(&old, &units(&new), is_running);
+    let new_units = units(&new);
+    let mut d = diff(&loaded_units(&ws), &new_units, is_running);
+    // What an interrupted install left undone, if its units are still there.
+    for u in pending(&ws) {
+        let wanted = if new_units.contains_key(&u) {
+            &mut d.restart
+        } else {
+            &mut d.removed
+        };
+        if !wanted.contains(&u) {
+            wanted.push(u);
+        }
+    }
+    let records = Records::default();
+    let intent: Vec<&String> = d.restart.iter().chain(&d.removed).collect();
+    if !intent.is_empty() {
+        let list: String = intent.iter().map(|u| format!("{u}\n")).collect();
+        records
+            .write("pending", &ws, &list)
+            .map_err(io(&records.dir().join("pending").join(&ws)))?;
+    }
+    crash_point("after-intent");
 
     let dir = Path::new(INSTALL_DIR);
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let dest = dir.join(format!("{ws}.yaml"));
     let backup = std::fs::read(&dest).ok();
-    generator::write_atomic(dir, &format!("{ws}.yaml"), text.as_bytes()).map_err(io(&dest))?;
+    generator::write_durable(dir, &format!("{ws}.yaml"), text.as_bytes()).map_err(io(&dest))?;
     if opts.enable {
         let en = Path::new(DEFAULT_ENABLED_DIR);
         std::fs::create_dir_all(en).map_err(io(en))?;
-        std::fs::write(en.join(&ws), "").map_err(io(&en.join(&ws)))?;
+        generator::write_durable(en, &ws, b"").map_err(io(&en.join(&ws)))?;
     }
-    systemctl::run(&["daemon-reload"])?;
-    let loaded = systemctl::show(&new.target, &["LoadState"])?;
-    if loaded.get("LoadState").map(String::as_str) != Some("loaded") {
-        // The generator refused it: put the previous recipe back.
-        match backup {
-            Some(b) => {
-                generator::write_atomic(dir, &format!("{ws}.yaml"), &b).map_err(io(&dest))?
-            }
-            None => std::fs::remove_file(&dest).map_err(io(&dest))?,
+    crash_point("after-write");
+    let rollback = |why: String| -> Error {
+        let restored = match &backup {
+            Some(b) => generator::write_durable(dir, &format!("{ws}.yaml"), b),
+            None => std::fs::remove_file(&dest),
+        };
+        let reloaded = systemctl::run(&["daemon-reload"]);
+        records.remove("pending", &ws);
+        match (restored, reloaded) {
+            (Ok(()), Ok(_)) => Error::Refused(format!(
+                "{why}. The previous state was restored; nothing changed."
+            )),
+            (r, l) => Error::Refused(format!(
+                "{why}. Restoring the previous state ALSO FAILED: {}{}",
+                r.err().map(|e| e.to_string()).unwrap_or_default(),
+                l.err().map(|e| format!(" {e}")).unwrap_or_default()
+            )),
         }
-        systemctl::run(&["daemon-reload"])?;
-        return Err(Error::Refused(format!(
-            "the generator did not accept {}; see `journalctl -b -t krill-gen`. The previous state was restored.",
-            file.display()
+    };
+    let reload = if fault("reload") {
+        Err(systemctl::Error::Failed {
+            args: "daemon-reload".into(),
+            stderr: "KRILL_FAULT: simulated failure".into(),
+        })
+    } else {
+        systemctl::run(&["daemon-reload"])
+    };
+    if let Err(e) = reload {
+        return Err(rollback(format!("daemon-reload failed: {e}")));
+    }
+    crash_point("after-reload");
+    let names: Vec<String> = new_units.keys().cloned().collect();
+    let loaded = systemctl::show_many(&names, &["LoadState", "LoadError"])?;
+    let bad: Vec<String> = names
+        .iter()
+        .zip(&loaded)
+        .filter(|(_, m)| m.get("LoadState").map(String::as_str) != Some("loaded"))
+        .map(|(u, m)| {
+            format!(
+                "{u}: {} {}",
+                m.get("LoadState").map(String::as_str).unwrap_or("?"),
+                m.get("LoadError").map(String::as_str).unwrap_or("")
+            )
+        })
+        .collect();
+    if !bad.is_empty() {
+        return Err(rollback(format!(
+            "systemd did not load every unit of {} ({}); see `journalctl -b -t krill-gen` and `systemctl status`",
+            file.display(),
+            bad.join("; ")
         )));
     }
-    // Units that disappeared keep running as not-found: stop them.
-    let gone: Vec<&String> = d
+    // Units that disappeared keep running as not-found: stop those that still run.
+    let gone: Vec<String> = d
         .removed
         .iter()
-        .filter(|u| !u.ends_with(".slice"))
+        .filter(|u| !u.ends_with(".slice") && is_running(u))
+        .cloned()
         .collect();
     if !gone.is_empty() {
         let mut args = vec!["stop".to_owned(), "--".to_owned()];
-        args.extend(gone.into_iter().cloned());
+        args.extend(gone);
         systemctl::run(&args)?;
     }
+    crash_point("after-stop");
     if !d.restart.is_empty() {
         let mut args = vec!["try-restart".to_owned(), "--".to_owned()];
         args.extend(d.restart.iter().cloned());
         systemctl::run(&args)?;
     }
+    records.remove("pending", &ws);
     if opts.now {
         start(&new, None)?;
     }

@@ -1,8 +1,12 @@
 //! Library behind `krill-ctl` (also installed as `krill`): operator commands
 //! (install, start, status, estop, ...) and the helpers that generated units call
-//! (`gate`, `on-failure`, `gpu-check`). Everything goes through `systemctl`, so each
-//! action is one an operator could take by hand.
+//! (`gate`, `on-failure`, `exited`, `gpu-check`). Actions are ones an operator could
+//! take by hand with `systemctl`; safety paths (estop, failure handling) call systemd
+//! over D-Bus directly.
 
+pub mod bus;
+pub mod estop;
+pub mod exited;
 pub mod failure;
 pub mod gate;
 pub mod install;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use krill::generator;
-use krill_ctl::{failure, gate, install, status};
+use krill_ctl::{estop, exited, failure, gate, install, status};
 
 #[derive(Parser)]
 #[command(name = "krill", version, about = "Krill: robot services on systemd", long_about = None)]
@@ -69,6 +69,10 @@ enum Cmd {
         critical: bool,
         unit: String,
     },
+    /// (used by `restart: never` services' ExecStopPost=) Fail a run whose main
+    /// process was killed by a signal that neither krill nor systemd sent.
+    #[command(hide = true)]
+    Exited { unit: String },
     /// (used by gpu services' ExecStartPre=) Fail unless a GPU is usable.
     #[command(name = "gpu-check")]
     GpuCheck { unit: Option<String> },
@@ -90,13 +94,14 @@ fn load(name: &str) -> Result<(krill::Plan, Option<String>), String> {
     Ok((plan, svc))
 }
 
-/// The named workspace, or every installed one.
-fn workspaces(name: Option<String>) -> Vec<String> {
-    match name {
-        Some(n) => vec![n],
-        None => generator::discover(&generator::recipe_path())
-            .into_keys()
-            .collect(),
+/// Recipes the generator skipped, on stderr beside a command's result.
+fn report_skipped(skipped: &[krill::manifest::Rejected]) {
+    for r in skipped {
+        eprintln!(
+            "warning: recipe {} is not loaded (systemd keeps what it had): {}",
+            r.file.display(),
+            krill::status::printable(&r.error)
+        );
     }
 }
 
@@ -178,45 +183,45 @@ fn run(cli: Cli) -> Result<u8, String> {
             Ok(0)
         }
         Cmd::Status { name, json } => {
-            let names = workspaces(name);
-            let mut all = vec![];
-            for n in names {
-                let (p, _) = load(&n)?;
-                // The supervisor knows health; without it, systemd and krill's records
-                // still tell state, PIDs, restarts and reasons.
-                match status::from_supervisor(p.workspace()) {
-                    Some(s) => all.push(s),
-                    None => all.push(status::collect(&p).map_err(|e| e.to_string())?),
-                }
-            }
+            let (all, skipped) = status::gather(name.as_deref())?;
             if json {
-                println!("{}", status::render_json(&all));
-            } else if all.is_empty() {
-                println!("no workspaces installed");
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "workspaces": all,
+                        "skipped_recipes": skipped,
+                    }))
+                    .unwrap_or_default()
+                );
             } else {
-                let t: Vec<String> = all.iter().map(status::render_table).collect();
-                print!("{}", t.join("\n"));
+                if all.is_empty() {
+                    println!("no workspaces loaded");
+                } else {
+                    let t: Vec<String> = all.iter().map(status::render_table).collect();
+                    print!("{}", t.join("\n"));
+                }
+                report_skipped(&skipped);
             }
             Ok(0)
         }
         Cmd::Estop { name, reason } => {
-            let names = workspaces(name);
-            for n in names {
-                let (p, _) = load(&n)?;
-                // The supervisor logs and records it; without it, systemd directly.
-                let via = if failure::estop_via_supervisor(p.workspace(), &reason) {
-                    "krill-supervisor"
-                } else {
-                    krill::records::Records::default().record_estop(p.workspace(), &reason);
-                    failure::emergency_stop(&p.target).map_err(|e| e.to_string())?;
-                    "systemd (supervisor not reachable)"
-                };
+            let r = estop::run(name.as_deref(), &reason).map_err(|e| e.to_string())?;
+            for s in &r.stopped {
                 println!(
-                    "emergency stop of workspace {}: {reason} (via {via})",
-                    p.workspace()
+                    "emergency stop of workspace {}: {} (via {})",
+                    s.workspace,
+                    krill::status::printable(&reason),
+                    s.via
                 );
             }
-            Ok(0)
+            if r.stopped.is_empty() && r.failed.is_empty() {
+                println!("no workspace is loaded: nothing to stop");
+            }
+            for (ws, why) in &r.failed {
+                eprintln!("krill: emergency stop of workspace {ws} FAILED: {why}");
+            }
+            report_skipped(&r.skipped_recipes);
+            Ok(if r.failed.is_empty() { 0 } else { 1 })
         }
         Cmd::Logs { name, args } => {
             let (p, s) = load(&name)?;
@@ -293,6 +298,27 @@ fn run(cli: Cli) -> Result<u8, String> {
                 }
             }
             Ok(0)
+        }
+        Cmd::Exited { unit } => {
+            let code = std::env::var("EXIT_CODE").unwrap_or_default();
+            let status = std::env::var("EXIT_STATUS").unwrap_or_default();
+            let v = exited::verdict(&code, &status, || {
+                // A stop that systemd performs has a job; if the bus cannot tell,
+                // assume it was one (never turn a real stop into a failure).
+                krill_ctl::bus::with_system(|conn| async move {
+                    krill_ctl::bus::has_job(&conn, &unit).await
+                })
+                .unwrap_or(true)
+            });
+            match v {
+                exited::Verdict::AsSystemdSaid => Ok(0),
+                exited::Verdict::StrayKill { signal } => {
+                    println!(
+                        "main process was killed by {signal}, which neither systemd nor krill sent: this run counts as a failure (krill contract S6)"
+                    );
+                    Ok(1)
+                }
+            }
         }
         Cmd::GpuCheck { unit } => match krill::gpu::probe(&krill::gpu::root()) {
             Ok(f) => {

@@ -12,9 +12,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::plan::{self, Plan};
-use crate::render::{render_plan, render_service_unit, render_workspace_units, Unit};
+use crate::render::{check_unit, render_service_unit, render_workspace_units, Unit};
 use crate::syslog::{Logger, Priority};
 
 /// Default recipe directories, highest precedence first.
@@ -63,7 +64,7 @@ pub fn discover(dirs: &[PathBuf]) -> BTreeMap<String, PathBuf> {
                 continue;
             }
             let masked = std::fs::read_link(&f).is_ok_and(|t| t == Path::new("/dev/null"))
-                || std::fs::metadata(&f).is_ok_and(|m| m.len() == 0);
+                || std::fs::metadata(&f).is_ok_and(|m| m.is_file() && m.len() == 0);
             found.insert(stem.to_owned(), (!masked).then_some(f));
         }
     }
@@ -81,11 +82,54 @@ pub struct Outcome {
     pub rejected: Vec<(PathBuf, String)>,
 }
 
+/// The longest one recipe may take to compile (10 s). systemd kills the whole
+/// generator after 90 s, and every workspace's units would vanish with it, so one
+/// recipe that takes too long is skipped instead.
+pub const RECIPE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Compiles one recipe on a worker thread, giving up after `deadline`.
+pub fn compile_bounded(path: &Path, deadline: Duration) -> Result<Plan, String> {
+    let p = path.to_owned();
+    run_bounded(deadline, move || {
+        crate::compile(&p).map_err(|e| e.to_string())
+    })
+    .map_err(|e| format!("{}: {e}", path.display()))
+    .and_then(|r| r)
+}
+
+/// Runs `work` on a worker thread and waits at most `deadline` for it. Work that
+/// overruns is left to its thread, which dies with the generator process.
+pub fn run_bounded<T: Send + 'static>(
+    deadline: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("krill-compile".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = tx.send(r);
+        })
+        .map_err(|e| format!("cannot start a compile thread: {e}"))?;
+    match rx.recv_timeout(deadline) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(_)) => Err("internal error (panic)".into()),
+        Err(_) => Err(format!(
+            "compiling took longer than {deadline:?}; skipped so that the other recipes are generated"
+        )),
+    }
+}
+
 /// Compiles every recipe in `dirs`, isolating failures per recipe.
 pub fn compile_all(dirs: &[PathBuf], log: &mut Logger) -> Outcome {
+    compile_all_within(dirs, log, RECIPE_DEADLINE)
+}
+
+/// [`compile_all`] with a given per-recipe deadline.
+pub fn compile_all_within(dirs: &[PathBuf], log: &mut Logger, deadline: Duration) -> Outcome {
     let mut out = Outcome::default();
     for (stem, path) in discover(dirs) {
-        match crate::compile(&path) {
+        match compile_bounded(&path, deadline) {
             Ok(plan) => {
                 for w in &plan.recipe.warnings {
                     log.log(
@@ -114,23 +158,83 @@ pub fn compile_all(dirs: &[PathBuf], log: &mut Logger) -> Outcome {
                 }
                 out.plans.push(plan);
             }
-            Err(e) => out.rejected.push((path, e.to_string())),
+            Err(e) => out.rejected.push((path, e)),
         }
     }
     out
 }
 
-/// Writes `contents` to `dir/name` through a temporary file and a rename.
+/// Writes `contents` to `dir/name` through a temporary file and a rename (for the
+/// generator's tmpfs output, where durability means nothing).
 pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.krill-tmp"));
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, dir.join(name))
+    write_replacing(dir, name, contents, false)
 }
 
-/// Renders and writes a plan's units into `dir`, plus its boot-start link if
-/// `enabled`. Rendering and writing are spread over the cores (a 1000-service recipe
-/// is 1000 files). Returns the number of unit files.
-pub fn write_plan(dir: &Path, plan: &Plan, enabled: bool) -> std::io::Result<usize> {
+/// [`write_atomic`] that survives a power cut: the temporary file is fsynced before
+/// the rename, and the directory after it, so that after a crash `dir/name` holds
+/// either the old or the new contents, never an empty or partial file.
+pub fn write_durable(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
+    write_replacing(dir, name, contents, true)
+}
+
+fn write_replacing(dir: &Path, name: &str, contents: &[u8], durable: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!(".{name}.krill-tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(contents)?;
+    if durable {
+        f.sync_all()?;
+    }
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))?;
+    if durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Renders every unit of a plan (spread over the cores: a 1000-service recipe is
+/// 1000 units) and checks each with [`check_unit`]. Nothing is written here, so a
+/// plan that fails the check leaves no file behind.
+pub fn render_checked(plan: &Plan) -> Result<Vec<Unit>, String> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = plan.services.len().div_ceil(threads).max(1);
+    let mut units = render_workspace_units(plan);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .services
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|p| render_service_unit(plan, p))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            units.extend(
+                h.join()
+                    .map_err(|_| "renderer thread panicked".to_owned())?,
+            );
+        }
+        Ok::<_, String>(())
+    })?;
+    units.iter().try_for_each(check_unit)?;
+    units.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(units)
+}
+
+/// Writes rendered units into `dir`, plus the boot-start link of `plan` if `enabled`.
+/// Returns the number of unit files.
+pub fn write_plan(
+    dir: &Path,
+    plan: &Plan,
+    units: &[Unit],
+    enabled: bool,
+) -> std::io::Result<usize> {
     let write = |u: &Unit| {
         write_atomic(dir, &u.name, u.contents.as_bytes()).map_err(|e| {
             std::io::Error::new(e.kind(), format!("{}: {e}", dir.join(&u.name).display()))
@@ -139,19 +243,12 @@ pub fn write_plan(dir: &Path, plan: &Plan, enabled: bool) -> std::io::Result<usi
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    let chunk = plan.services.len().div_ceil(threads).max(1);
+    let chunk = units.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
-        let handles: Vec<_> = plan
-            .services
+        let handles: Vec<_> = units
             .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .try_for_each(|p| write(&render_service_unit(plan, p)))
-                })
-            })
+            .map(|part| s.spawn(move || part.iter().try_for_each(write)))
             .collect();
-        render_workspace_units(plan).iter().try_for_each(write)?;
         handles.into_iter().try_for_each(|h| {
             h.join()
                 .unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked")))
@@ -166,14 +263,46 @@ pub fn write_plan(dir: &Path, plan: &Plan, enabled: bool) -> std::io::Result<usi
         std::os::unix::fs::symlink(format!("../{}", plan.target), &link)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", link.display())))?;
     }
-    Ok(plan.services.len() + 2)
+    Ok(units.len())
 }
 
 /// The generator proper. Returns the process exit code: 0 when every recipe was
-/// generated (or there were none), 1 when some recipe was skipped.
+/// generated (or there were none), 1 when some recipe was skipped. Besides the units
+/// it writes the manifests ([`crate::manifest`]) of exactly what it generated.
 pub fn run(normal_dir: &Path, log: &mut Logger) -> i32 {
     let dirs = recipe_path();
-    let outcome = compile_all(&dirs, log);
+    let mut outcome = compile_all(&dirs, log);
+    let enabled = enabled_dir();
+    let mut generated: Vec<&Plan> = vec![];
+    for plan in &outcome.plans {
+        let units = match render_checked(plan) {
+            Ok(u) => u,
+            Err(e) => {
+                outcome.rejected.push((plan.recipe.source.clone(), e));
+                continue;
+            }
+        };
+        let on = enabled.join(plan.workspace()).exists();
+        match write_plan(normal_dir, plan, &units, on) {
+            Ok(n) => {
+                generated.push(plan);
+                log.log(
+                    Priority::Info,
+                    &format!(
+                        "generated {} units for workspace {} from {}{}",
+                        n,
+                        plan.workspace(),
+                        plan.recipe.source.display(),
+                        if on { " (enabled at boot)" } else { "" }
+                    ),
+                )
+            }
+            Err(e) => outcome.rejected.push((
+                plan.recipe.source.clone(),
+                format!("cannot write units of {}: {e}", plan.workspace()),
+            )),
+        }
+    }
     let mut code = 0;
     for (path, why) in &outcome.rejected {
         log.log(
@@ -182,28 +311,17 @@ pub fn run(normal_dir: &Path, log: &mut Logger) -> i32 {
         );
         code = 1;
     }
-    let enabled = enabled_dir();
-    for plan in &outcome.plans {
-        let on = enabled.join(plan.workspace()).exists();
-        match write_plan(normal_dir, plan, on) {
-            Ok(n) => log.log(
-                Priority::Info,
-                &format!(
-                    "generated {} units for workspace {} from {}{}",
-                    n,
-                    plan.workspace(),
-                    plan.recipe.source.display(),
-                    if on { " (enabled at boot)" } else { "" }
-                ),
-            ),
-            Err(e) => {
-                log.log(
-                    Priority::Err,
-                    &format!("cannot write units of {}: {e}", plan.workspace()),
-                );
-                code = 1;
-            }
-        }
+    let rejected: Vec<crate::manifest::Rejected> = outcome
+        .rejected
+        .iter()
+        .map(|(file, error)| crate::manifest::Rejected {
+            file: file.clone(),
+            error: error.clone(),
+        })
+        .collect();
+    if let Err(e) = crate::manifest::write(normal_dir, &generated, &rejected) {
+        log.log(Priority::Err, &format!("cannot write krill manifests: {e}"));
+        code = 1;
     }
     code
 }
@@ -217,12 +335,18 @@ pub fn dry_run(
 ) -> i32 {
     let mut code = 0;
     for r in recipes {
-        match crate::compile(r) {
-            Ok(plan) => {
+        match crate::compile(r)
+            .map_err(|e| e.to_string())
+            .and_then(|plan| {
+                render_checked(&plan)
+                    .map(|u| (plan, u))
+                    .map_err(|e| format!("{}: {e}", r.display()))
+            }) {
+            Ok((plan, units)) => {
                 for w in &plan.recipe.warnings {
                     let _ = writeln!(err, "warning: {}", w.display_in(&r.display().to_string()));
                 }
-                for u in render_plan(&plan) {
+                for u in units {
                     let _ = write!(out, "# --- {} ---\n{}", u.name, u.contents);
                 }
             }

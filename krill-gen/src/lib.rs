@@ -4,10 +4,12 @@
 //! `krill-gen` (the systemd generator), `krill-ctl` and `krill-supervisor` all use this
 //! one library for that path; no other crate parses recipes.
 
+pub mod bus;
 pub mod duration;
 pub mod error;
 pub mod generator;
 pub mod gpu;
+pub mod manifest;
 pub mod plan;
 pub mod raw;
 pub mod recipe;

@@ -126,7 +126,8 @@ pub struct Dependency {
 }
 
 /// Health checks. `None` timeouts mean the supervisor's documented default.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum HealthCheck {
     Heartbeat {
         timeout: Duration,
@@ -196,9 +197,9 @@ impl Default for Policy {
 pub const MAX_NAME_LEN: usize = 100;
 
 impl Recipe {
-    /// Reads and validates a recipe file.
+    /// Reads and validates a recipe file (see [`read_recipe_file`]).
     pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Io {
+        let text = read_recipe_file(path).map_err(|source| RecipeError::Io {
             path: path.to_owned(),
             source,
         })?;
@@ -227,6 +228,49 @@ impl Recipe {
             })
         }
     }
+}
+
+/// Largest recipe file accepted, in bytes (1 MiB). Real recipes are a few kB; the cap
+/// bounds what one hostile file can cost every `daemon-reload`.
+pub const MAX_RECIPE_BYTES: u64 = 1 << 20;
+
+/// Reads a recipe file: a regular file (after symlinks) of at most
+/// [`MAX_RECIPE_BYTES`], as UTF-8. A FIFO, a device (`/dev/zero`), a directory or an
+/// oversized file is refused without blocking or reading it whole: the file is opened
+/// with `O_NONBLOCK` and checked with `fstat` on the opened descriptor.
+pub fn read_recipe_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a recipe must be a plain file)",
+        ));
+    }
+    if meta.len() > MAX_RECIPE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "file is {} bytes; the limit for a recipe is {MAX_RECIPE_BYTES}",
+                meta.len()
+            ),
+        ));
+    }
+    let mut text = String::new();
+    // The file may grow after fstat: never read more than the cap.
+    f.take(MAX_RECIPE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_RECIPE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("file grew past the recipe limit of {MAX_RECIPE_BYTES} bytes while read"),
+        ));
+    }
+    Ok(text)
 }
 
 fn parse_raw(text: &str) -> Result<raw::RawRecipe, Diagnostic> {
@@ -322,7 +366,8 @@ fn pos<T>(s: &Spanned<T>) -> Pos {
     s.referenced.into()
 }
 
-fn valid_name(s: &str) -> bool {
+/// A workspace or service name: `^[a-zA-Z0-9_-]+$`.
+pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -397,14 +442,31 @@ impl Validator {
     fn text(&mut self, s: &raw::SString, field: &str, what: &str) -> String {
         if s.value.is_empty() {
             self.err(pos(s), field, format!("{what} must not be empty"));
-        } else if s.value.contains(['\n', '\r', '\0']) {
+        } else if s.value.contains('\0') {
+            self.err(pos(s), field, format!("{what} must not contain NUL"));
+        } else if s.value.contains(['\n', '\r']) {
             self.err(pos(s), field, format!("{what} must be a single line"));
+        } else if s.value.contains(|c: char| c.is_control() && c != '\t') {
+            self.err(
+                pos(s),
+                field,
+                format!("{what} must not contain control characters"),
+            );
         }
         s.value.clone()
     }
 
+    /// A path; it lands unquoted in a unit file (`WorkingDirectory=`), where a
+    /// trailing backslash would join the next line to it.
     fn path(&mut self, s: &raw::SString, field: &str, base: &Path) -> PathBuf {
         let t = self.text(s, field, "path");
+        if t.ends_with('\\') {
+            self.err(
+                pos(s),
+                field,
+                "path must not end with a backslash (systemd would join the next unit line to it)",
+            );
+        }
         let p = Path::new(&t);
         join(base, p)
     }
@@ -629,11 +691,14 @@ impl Validator {
                     .map(|a| {
                         let mut out = BTreeMap::new();
                         for (k, v) in &a.value {
-                            if k.is_empty() || k.contains([':', '=', ' ', '\n']) || v.0.contains('\n') {
+                            if k.is_empty()
+                                || k.contains([':', '=', ' ', '\n', '\0'])
+                                || v.0.contains(['\n', '\0'])
+                            {
                                 self.err(
                                     pos(a),
                                     format!("{field}.launch_args.{k}"),
-                                    "launch argument names must be non-empty without ':', '=' or spaces, values a single line",
+                                    "launch argument names must be non-empty without ':', '=', spaces or NUL, values a single line without NUL",
                                 );
                             }
                             out.insert(k.clone(), v.0.clone());

@@ -16,8 +16,31 @@ pub const KRILL_CTL: &str = "/usr/bin/krill-ctl";
 /// The heartbeat socket, exported to every service as `KRILL_SOCKET`.
 pub const KRILL_SOCKET: &str = "/run/krill/krill.sock";
 
+/// Where the upstream Krill SDKs connect by default. krill services get a private
+/// `/tmp` with the heartbeat socket bound at this path, so upstream SDK code works
+/// unchanged and no world-writable global path exists that another user could squat.
+pub const UPSTREAM_SOCKET: &str = "/tmp/krill.sock";
+
 /// krill-supervisor relays a service's heartbeats to systemd at most this often.
 pub const RELAY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Checks rendered unit text for what systemd would read differently than krill
+/// wrote it: a NUL byte, or a line ending in a backslash (systemd joins the next line
+/// to it, so a directive after it would vanish). Validation refuses such recipe
+/// values field by field; this is the backstop over every field at once.
+pub fn check_unit(u: &Unit) -> Result<(), String> {
+    if u.contents.contains('\0') {
+        return Err(format!("{}: rendered unit contains a NUL byte", u.name));
+    }
+    match u.contents.lines().position(|l| l.ends_with('\\')) {
+        Some(i) => Err(format!(
+            "{}: line {} ends with a backslash, which systemd would join with the next line",
+            u.name,
+            i + 1
+        )),
+        None => Ok(()),
+    }
+}
 
 /// One rendered unit file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,15 +192,10 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
     let ws = plan.workspace();
     let svc = &plan.recipe.services[&s.name];
     let p = &svc.policy;
-    let mut environment: Vec<String> = plan
-        .recipe
-        .env
+    let environment: Vec<String> = crate::manifest::service_env(plan, &s.name)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    environment.push(format!("KRILL_WORKSPACE={ws}"));
-    environment.push(format!("KRILL_SERVICE={}", s.name));
-    environment.push(format!("KRILL_SOCKET={KRILL_SOCKET}"));
     let mut pre: Vec<Vec<String>> = vec![];
     if svc.gpu {
         pre.push(vec![KRILL_CTL.into(), "gpu-check".into(), s.unit.clone()]);
@@ -348,7 +366,8 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
             start_limit_interval => limit_interval, start_limit_burst => limit_burst,
             environment, working_dir => working_dir.display().to_string(),
             exec_start_pre, exec_start => start, exec_stop => stop,
-            restart, restart_sec => to_systemd(p.restart_delay),
+            restart, restart_sec => to_systemd(p.restart_delay), krill_ctl => KRILL_CTL,
+            socket => KRILL_SOCKET, compat_socket => UPSTREAM_SOCKET,
             stop_timeout => to_systemd(stop_timeout), watchdog,
             // `docker run` reports a container stopped by `docker stop` as 143.
             success_exit_status => matches!(svc.execute, Execute::Docker { .. }).then_some("143"),

@@ -56,6 +56,31 @@ pub fn restarts(n: u32, max: u32) -> u32 {
     }
 }
 
+/// Longest reason kept, in characters; a longer one is cut with `…`.
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// `s` made safe for an operator's terminal and one table row: control characters
+/// (newlines, escape sequences, NUL, …) are written as `\u{..}`-style escapes, so a
+/// reason can neither forge rows nor drive the terminal; at most
+/// [`MAX_REASON_CHARS`] characters.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_REASON_CHARS));
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX_REASON_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn human_duration(s: u64) -> String {
     match s {
         0 => "-".into(),
@@ -67,18 +92,23 @@ fn human_duration(s: u64) -> String {
 
 /// A table a human reads at a glance.
 pub fn render_table(ws: &WorkspaceStatus) -> String {
-    let mut out = format!("workspace {} ({}): {}\n", ws.workspace, ws.target, ws.state);
+    let mut out = format!(
+        "workspace {} ({}): {}\n",
+        printable(&ws.workspace),
+        printable(&ws.target),
+        printable(&ws.state)
+    );
     if let Some(e) = &ws.estop {
-        out.push_str(&format!("EMERGENCY STOP: {e}\n"));
+        out.push_str(&format!("EMERGENCY STOP: {}\n", printable(e)));
     }
     let rows: Vec<[String; 7]> = ws
         .services
         .iter()
         .map(|s| {
             [
-                s.service.clone(),
-                s.state.clone(),
-                s.health.clone(),
+                printable(&s.service),
+                printable(&s.state),
+                printable(&s.health),
                 if s.pid == 0 {
                     "-".into()
                 } else {
@@ -86,7 +116,7 @@ pub fn render_table(ws: &WorkspaceStatus) -> String {
                 },
                 s.restarts.to_string(),
                 human_duration(s.uptime_s),
-                s.reason.clone(),
+                printable(&s.reason),
             ]
         })
         .collect();
@@ -120,4 +150,42 @@ pub fn render_table(ws: &WorkspaceStatus) -> String {
 /// JSON for scripts.
 pub fn render_json(all: &[WorkspaceStatus]) -> String {
     serde_json::to_string_pretty(&json!({ "workspaces": all })).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_cannot_forge_rows_or_drive_the_terminal() {
+        let evil = "ok\nfake-service  active/running  healthy\x1b[2J\x1b]0;pwned\x07\u{202e}";
+        let p = printable(evil);
+        assert!(!p.chars().any(|c| c.is_control()), "{p:?}");
+        assert!(p.contains("\\n") && p.contains("\\u{1b}"), "{p:?}");
+        let ws = WorkspaceStatus {
+            workspace: "w".into(),
+            target: "krill-w.target".into(),
+            state: "active".into(),
+            estop: Some(evil.into()),
+            services: vec![ServiceStatus {
+                service: "a".into(),
+                unit: "krill-w-a.service".into(),
+                state: "active/running".into(),
+                health: "degraded".into(),
+                reason: evil.into(),
+                pid: 1,
+                restarts: 0,
+                uptime_s: 1,
+                result: "success".into(),
+                last_failure: String::new(),
+            }],
+        };
+        let t = render_table(&ws);
+        assert_eq!(t.lines().count(), 4, "{t}");
+        assert!(!t.contains('\x1b'));
+        assert_eq!(
+            printable(&"x".repeat(500)).chars().count(),
+            MAX_REASON_CHARS + 1
+        );
+    }
 }

@@ -50,10 +50,12 @@ fn generate(d: &Dirs) -> Output {
         .unwrap()
 }
 
+/// The unit files (and .wants directories) in `dir`, without krill's manifests.
 fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != krill::manifest::SUBDIR)
         .collect();
     v.sort();
     v
@@ -132,6 +134,20 @@ fn a_bad_recipe_is_skipped_and_the_others_are_generated() {
             "krill-good.slice",
             "krill-good.target"
         ]
+    );
+    // The manifests name exactly what was generated, and what was skipped and why.
+    let loaded = krill::manifest::Loaded::read_from(&d.out.join(krill::manifest::SUBDIR));
+    assert_eq!(loaded.workspaces.keys().collect::<Vec<_>>(), ["good"]);
+    let skipped: Vec<String> = loaded
+        .rejected
+        .iter()
+        .map(|r| r.file.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(skipped, ["bad.yaml", "garbage.yaml", "misnamed.yaml"]);
+    assert!(
+        loaded.rejected[0].error.contains("pipe"),
+        "{:?}",
+        loaded.rejected
     );
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -251,4 +267,69 @@ fn bad_arguments_are_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+}
+
+#[test]
+fn hostile_files_are_refused_without_blocking_and_the_others_generated() {
+    let d = dirs();
+    std::fs::write(d.etc.join("good.yaml"), recipe("good")).unwrap();
+    // A FIFO nobody writes to, a link to an endless device, and an oversized file.
+    let fifo = d.etc.join("fifo.yaml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink("/dev/zero", d.etc.join("zero.yaml")).unwrap();
+    let big = format!(
+        "{}# {}\n",
+        recipe("big"),
+        "x".repeat(krill::recipe::MAX_RECIPE_BYTES as usize)
+    );
+    std::fs::write(d.etc.join("big.yaml"), big).unwrap();
+    let out = generate(&d);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        listing(&d.out),
+        [
+            "krill-good-a.service",
+            "krill-good.slice",
+            "krill-good.target"
+        ]
+    );
+    let loaded = krill::manifest::Loaded::read_from(&d.out.join(krill::manifest::SUBDIR));
+    let errors: Vec<String> = loaded.rejected.iter().map(|r| r.error.clone()).collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("limit for a recipe")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors
+            .iter()
+            .filter(|e| e.contains("not a regular file"))
+            .count(),
+        2,
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn work_that_overruns_its_deadline_is_abandoned() {
+    // Work that never finishes (it waits on a channel nobody sends to) stands in for
+    // a recipe that takes too long: the caller gets an error at the deadline.
+    let (_keep, rx) = std::sync::mpsc::channel::<()>();
+    let r = krill::generator::run_bounded(std::time::Duration::from_millis(50), move || {
+        let _ = rx.recv();
+    });
+    assert!(r.unwrap_err().contains("took longer than"));
+    assert_eq!(
+        krill::generator::run_bounded(std::time::Duration::from_secs(10), || 7),
+        Ok(7)
+    );
+    assert!(
+        krill::generator::run_bounded(std::time::Duration::from_secs(10), || panic!("x"))
+            .unwrap_err()
+            .contains("panic")
+    );
 }

@@ -20,10 +20,7 @@ pub struct Api {
     pub ctx: Arc<Ctx>,
 }
 
-/// Object path of the API.
-pub const PATH: &str = "/org/krill/Supervisor1";
-/// Bus name of the supervisor.
-pub const NAME: &str = "org.krill.Supervisor1";
+pub use krill::bus::{SUPERVISOR_NAME as NAME, SUPERVISOR_PATH as PATH};
 
 #[zbus::interface(name = "org.krill.Supervisor1")]
 impl Api {
@@ -103,27 +100,21 @@ impl Api {
         Ok(render_json(&out))
     }
 
+    /// Stops workspace `workspace` through systemd (its target and its slice). Acts on
+    /// what systemd has loaded, so it works for a workspace the supervisor does not
+    /// watch (its recipe was skipped or broken since).
     async fn emergency_stop(&self, workspace: &str, reason: &str) -> zbus::fdo::Result<()> {
-        let target = {
-            let sup = self.ctx.sup();
-            sup.units
-                .values()
-                .find(|t| t.watched.workspace == workspace)
-                .map(|t| t.watched.target.clone())
-        };
-        let Some(target) = target else {
+        if !krill::recipe::valid_name(workspace) {
             return Err(zbus::fdo::Error::InvalidArgs(format!(
-                "no workspace {workspace:?} is installed"
+                "invalid workspace name {workspace:?}"
             )));
-        };
+        }
+        let reason = krill::status::printable(reason);
         tracing::warn!("EMERGENCY STOP of workspace {workspace}: {reason}");
-        self.ctx.sup().records.record_estop(workspace, reason);
-        self.ctx
-            .manager
-            .stop_unit(&target, "replace")
+        self.ctx.sup().records.record_estop(workspace, &reason);
+        krill::bus::stop_workspace(&self.ctx.conn, workspace)
             .await
-            .map_err(|e| zbus::fdo::Error::Failed(format!("stopping {target}: {e}")))?;
-        Ok(())
+            .map_err(|e| zbus::fdo::Error::Failed(format!("stopping workspace {workspace}: {e}")))
     }
 
     #[zbus(property)]

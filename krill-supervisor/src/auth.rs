@@ -1,21 +1,45 @@
-//! Who sent a heartbeat: the peer's pid (SO_PEERCRED), then its cgroup, then the
-//! systemd unit that cgroup belongs to.
+//! Who sent a heartbeat: the peer's pid (SO_PEERCRED), then its cgroup, which must be
+//! the exact cgroup of a krill service unit or one below it.
+//!
+//! The cgroup of `krill-W-S.service` is `/krill.slice/<slice>/krill-W-S.service`,
+//! because the generator puts every service of workspace W in `Slice=krill-W.slice`
+//! (a child of `krill.slice`). A path is compared whole, component by component, so a
+//! user's own `systemd --user` unit named `krill-W-S.service`
+//! (`/user.slice/user-1000.slice/user@1000.service/app.slice/krill-W-S.service`) or a
+//! child cgroup named after another service inside a krill service never matches.
 
-/// The service unit of a cgroup path from `/proc/PID/cgroup` (cgroup v2 line `0::/path`).
-/// The unit is the last path component ending in `.service` (a service may create
-/// sub-cgroups below its own).
-pub fn unit_of_cgroup(cgroup_file: &str) -> Option<String> {
-    let path = cgroup_file.lines().find_map(|l| l.strip_prefix("0::"))?;
-    path.split('/')
-        .rev()
-        .find(|c| c.ends_with(".service"))
-        .map(str::to_owned)
+/// The cgroup v2 path in the text of `/proc/PID/cgroup` (the `0::/path` line).
+pub fn cgroup_in(cgroup_file: &str) -> Option<&str> {
+    cgroup_file
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::trim_end)
 }
 
-/// The service unit of a running process, if any.
-pub fn unit_of_pid(pid: i32) -> Option<String> {
+/// The cgroup v2 path of a running process, if it can be read.
+pub fn cgroup_of_pid(pid: i32) -> Option<String> {
+    if pid <= 0 {
+        return None;
+    }
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    unit_of_cgroup(&text)
+    cgroup_in(&text).map(str::to_owned)
+}
+
+/// The cgroup systemd gives `unit` in `slice` (a `krill-W.slice`, a child of
+/// `krill.slice`).
+pub fn unit_cgroup(slice: &str, unit: &str) -> String {
+    format!("/krill.slice/{slice}/{unit}")
+}
+
+/// `path` itself, then each ancestor up to the root, longest first.
+pub fn self_and_ancestors(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(path).chain(
+        path.char_indices()
+            .rev()
+            .filter(|(_, c)| *c == '/')
+            .map(move |(i, _)| &path[..i])
+            .filter(|p| !p.is_empty()),
+    )
 }
 
 #[cfg(test)]
@@ -23,21 +47,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_unit_of_a_cgroup() {
+    fn reads_the_v2_path() {
         assert_eq!(
-            unit_of_cgroup("0::/krill.slice/krill-robot.slice/krill-robot-slam.service\n")
-                .as_deref(),
-            Some("krill-robot-slam.service")
+            cgroup_in("0::/krill.slice/krill-robot.slice/krill-robot-slam.service\n"),
+            Some("/krill.slice/krill-robot.slice/krill-robot-slam.service")
         );
+        assert_eq!(cgroup_in("garbage"), None);
+    }
+
+    #[test]
+    fn ancestors_are_whole_components() {
+        let v: Vec<&str> = self_and_ancestors("/a/b.service/c").collect();
+        assert_eq!(v, ["/a/b.service/c", "/a/b.service", "/a"]);
         assert_eq!(
-            unit_of_cgroup("0::/krill.slice/krill-robot.slice/krill-robot-slam.service/worker\n")
-                .as_deref(),
-            Some("krill-robot-slam.service")
+            unit_cgroup("krill-a\\x2db.slice", "krill-a-b-x.service"),
+            "/krill.slice/krill-a\\x2db.slice/krill-a-b-x.service"
         );
-        assert_eq!(
-            unit_of_cgroup("0::/user.slice/user-0.slice/session-1.scope\n"),
-            None
-        );
-        assert_eq!(unit_of_cgroup("garbage"), None);
     }
 }

@@ -18,9 +18,11 @@ use tokio::net::{UnixListener, UnixStream};
 use zbus::zvariant::OwnedObjectPath;
 
 use krill::records::Records;
+use krill::render::RELAY_INTERVAL;
 
 use crate::api::{Api, NAME, PATH};
 use crate::auth;
+use crate::conns::Conns;
 use crate::health::{self, BeatOutcome, ProbeOutcome, Supervisor};
 use crate::notify;
 use crate::protocol::{self, MAX_LINE};
@@ -43,12 +45,19 @@ pub struct Ctx {
     wake_native: tokio::sync::Notify,
     /// One datagram socket for all watchdog relays.
     relay_sock: std::os::unix::net::UnixDatagram,
+    /// Open heartbeat connections, counted against their caps.
+    conns: Mutex<Conns>,
 }
 
 impl Ctx {
     /// The supervisor's state.
     pub fn sup(&self) -> MutexGuard<'_, Supervisor> {
         lock(&self.sup)
+    }
+
+    /// The connection counts.
+    pub fn conns(&self) -> MutexGuard<'_, Conns> {
+        lock(&self.conns)
     }
 
     /// The object path of a watched unit (derived from its name, as systemd does).
@@ -266,7 +275,7 @@ async fn run_probe(
         .get(&unit)
         .map(|t| t.state.invocation.clone())
         .unwrap_or_default();
-    let result = crate::probes::run(&check, &watched).await;
+    let result = crate::probes::run(&check, &watched, Some(&ctx.conn)).await;
     let outcome = ctx.sup().on_probe(&unit, &inv, result, Instant::now());
     ctx.wake.notify_one();
     match outcome {
@@ -330,10 +339,10 @@ async fn own_watchdog() {
     }
 }
 
-/// Serves one heartbeat connection until it closes.
-async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, fd_name: Option<String>) {
-    let pid = stream.peer_cred().ok().and_then(|c| c.pid()).unwrap_or(0);
-    let unit = auth::unit_of_pid(pid);
+/// Serves one authenticated heartbeat connection of `unit` until it closes.
+async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, peer: Peer, fd_name: Option<String>) {
+    let unit = Some(peer.unit.clone());
+    let pid = peer.pid;
     let mut buf: Vec<u8> = Vec::with_capacity(512);
     let mut chunk = [0u8; 8192];
     let mut skipping = false;
@@ -367,6 +376,8 @@ async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, fd_name: Option<String>) {
     if let Some(name) = fd_name {
         notify::own(&format!("FDSTOREREMOVE=1\nFDNAME={name}"), &[]);
     }
+    ctx.conns().close(&peer);
+    ctx.sup().stats.open_connections = ctx.conns().total as u64;
 }
 
 async fn handle_line(
@@ -422,15 +433,16 @@ async fn handle_line(
     }
 }
 
-/// Relays `WATCHDOG=1` for `unit`, at most every [`krill::render::RELAY_INTERVAL`]
-/// (the slack krill-gen adds to `WatchdogSec=`): a chatty client must not load PID 1.
+/// Relays `WATCHDOG=1` for `unit`, at most every [`RELAY_INTERVAL`]: a chatty client
+/// must not load PID 1. krill-gen gives `WatchdogSec=` exactly that much slack, so a
+/// heartbeat that is dropped here is always covered by the relay before it.
 fn relay(ctx: &Arc<Ctx>, unit: &str, main_pid: u32) {
     let now = Instant::now();
     {
         let mut last = lock(&ctx.last_relay);
         if last
             .get(unit)
-            .is_some_and(|t| now.duration_since(*t) < Duration::from_millis(50))
+            .is_some_and(|t| now.duration_since(*t) < RELAY_INTERVAL)
         {
             return;
         }
@@ -441,19 +453,103 @@ fn relay(ctx: &Arc<Ctx>, unit: &str, main_pid: u32) {
     }
 }
 
-/// Accepts heartbeat connections; each is put in the fd store so it survives a
-/// supervisor restart.
+/// Who is at the other end of a heartbeat connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    /// The krill service unit whose cgroup the peer is in.
+    pub unit: String,
+}
+
+/// Why a connection was closed at accept.
+enum Refusal {
+    /// Not a process of a krill service (logged at most once a second).
+    Outsider(String),
+    /// A cap is reached.
+    Capped(String),
+}
+
+/// Authenticates a new connection: SO_PEERCRED, then the peer's cgroup, which must
+/// be a watched unit's cgroup or below it; then the connection caps.
+fn admit(ctx: &Ctx, stream: &UnixStream) -> Result<Peer, Refusal> {
+    let cred = stream
+        .peer_cred()
+        .map_err(|e| Refusal::Outsider(format!("no peer credentials: {e}")))?;
+    let pid = cred.pid().unwrap_or(0);
+    let uid = cred.uid();
+    let cgroup = auth::cgroup_of_pid(pid)
+        .ok_or_else(|| Refusal::Outsider(format!("pid {pid} (uid {uid}): cgroup unreadable")))?;
+    let unit = ctx.sup().unit_for_cgroup(&cgroup).ok_or_else(|| {
+        Refusal::Outsider(format!(
+            "pid {pid} (uid {uid}) in {cgroup} is not a krill service"
+        ))
+    })?;
+    let peer = Peer { pid, uid, unit };
+    ctx.conns().open(&peer).map_err(Refusal::Capped)?;
+    Ok(peer)
+}
+
+/// Accepts heartbeat connections. Each is authenticated at once: connections from
+/// outside krill's service cgroups are closed before anything is read, and only
+/// admitted ones are put in systemd's fd store (so they survive a restart).
 async fn accept_loop(ctx: Arc<Ctx>, listener: UnixListener) {
+    let mut backoff = Duration::from_millis(10);
+    let mut last_log: Option<Instant> = None;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => {
+                backoff = Duration::from_millis(10);
+                s
+            }
+            Err(e) => {
+                // EMFILE/ENFILE and friends: the next accept would fail the same way
+                // at once; back off (up to 1 s) instead of spinning.
+                tracing::warn!(
+                    "accept on the heartbeat socket failed: {e}; retrying in {backoff:?}"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
         };
+        let peer = match admit(&ctx, &stream) {
+            Ok(p) => p,
+            Err(r) => {
+                let msg = {
+                    let mut sup = ctx.sup();
+                    match r {
+                        Refusal::Outsider(m) => {
+                            sup.stats.refused_connections += 1;
+                            format!("heartbeat connection refused: {m}")
+                        }
+                        Refusal::Capped(m) => {
+                            sup.stats.capped_connections += 1;
+                            format!("heartbeat connection refused: {m}")
+                        }
+                    }
+                };
+                // At most one line a second: a flood must not flood the journal.
+                if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    last_log = Some(Instant::now());
+                    let s = ctx.sup().stats.clone();
+                    tracing::warn!(
+                        "{msg} [{} outsiders and {} over the caps refused so far]",
+                        s.refused_connections,
+                        s.capped_connections
+                    );
+                }
+                drop(stream);
+                continue;
+            }
+        };
+        ctx.sup().stats.open_connections = ctx.conns().total as u64;
         let n = ctx
             .next_fd_name
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("hb-{}-{n}", std::process::id());
         notify::own(&format!("FDSTORE=1\nFDNAME={name}"), &[stream.as_raw_fd()]);
-        tokio::spawn(serve(ctx.clone(), stream, Some(name)));
+        tokio::spawn(serve(ctx.clone(), stream, peer, Some(name)));
     }
 }
 
@@ -475,6 +571,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         wake_reload: tokio::sync::Notify::new(),
         wake_native: tokio::sync::Notify::new(),
         relay_sock: std::os::unix::net::UnixDatagram::unbound()?,
+        conns: Mutex::new(Conns::from_rlimit()),
     });
     conn.object_server()
         .at(PATH, Api { ctx: ctx.clone() })
@@ -493,8 +590,19 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         } else if name.starts_with("hb-") {
             let s = std::os::unix::net::UnixStream::from(fd);
             s.set_nonblocking(true)?;
-            tracing::info!("took back heartbeat connection {name} from the fd store");
-            tokio::spawn(serve(ctx.clone(), UnixStream::from_std(s)?, Some(name)));
+            let s = UnixStream::from_std(s)?;
+            match admit(&ctx, &s) {
+                Ok(peer) => {
+                    tracing::info!(
+                        "took back heartbeat connection {name} of {} from the fd store",
+                        peer.unit
+                    );
+                    tokio::spawn(serve(ctx.clone(), s, peer, Some(name)));
+                }
+                Err(_) => {
+                    notify::own(&format!("FDSTOREREMOVE=1\nFDNAME={name}"), &[]);
+                }
+            }
         }
     }
     if listeners == 0 {

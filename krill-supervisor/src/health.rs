@@ -35,48 +35,46 @@ pub const FAILURE_THRESHOLD: u32 = 3;
 /// TimeoutStartSec).
 pub const START_PERIOD: Duration = Duration::from_secs(60);
 
-/// A service the supervisor watches, from an installed recipe.
+/// A service the supervisor watches, as the generator produced it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Watched {
     pub workspace: String,
     pub service: String,
     pub unit: String,
     pub target: String,
+    /// The unit's cgroup: only processes in it (or below) speak for the service.
+    pub cgroup: String,
     pub check: Option<HealthCheck>,
+    /// The service's environment (recipe `env` and `KRILL_*`), for script probes.
     pub env: Vec<(String, String)>,
     pub working_dir: PathBuf,
     pub max_restarts: u32,
 }
 
-/// Every service of every installed recipe, by unit.
+/// Every service of every workspace the generator produced at systemd's latest
+/// reload (its manifests), by unit. Recipes it skipped are not watched, and a recipe
+/// edited since is not re-read: the supervisor watches exactly what systemd has.
 pub fn load_config() -> BTreeMap<String, Watched> {
+    config_of(&krill::manifest::Loaded::read())
+}
+
+/// [`load_config`] of given manifests.
+pub fn config_of(loaded: &krill::manifest::Loaded) -> BTreeMap<String, Watched> {
     let mut out = BTreeMap::new();
-    for (_, path) in krill::generator::discover(&krill::generator::recipe_path()) {
-        let Ok(plan) = krill::compile(&path) else {
-            continue;
-        };
-        for s in &plan.services {
-            let svc = &plan.recipe.services[&s.name];
-            let working_dir = match &svc.execute {
-                krill::recipe::Execute::Pixi { working_dir, .. }
-                | krill::recipe::Execute::Ros2 { working_dir, .. }
-                | krill::recipe::Execute::Shell { working_dir, .. } => working_dir.clone(),
-                krill::recipe::Execute::Docker { .. } => plan.recipe.base_dir.clone(),
-            };
-            let mut env = plan.recipe.env.clone();
-            env.push(("KRILL_WORKSPACE".into(), plan.workspace().into()));
-            env.push(("KRILL_SERVICE".into(), s.name.clone()));
+    for m in loaded.workspaces.values() {
+        for s in &m.services {
             out.insert(
                 s.unit.clone(),
                 Watched {
-                    workspace: plan.workspace().to_owned(),
+                    workspace: m.workspace.clone(),
                     service: s.name.clone(),
                     unit: s.unit.clone(),
-                    target: plan.target.clone(),
-                    check: svc.health_check.clone(),
-                    env,
-                    working_dir,
-                    max_restarts: svc.policy.max_restarts,
+                    target: m.target.clone(),
+                    cgroup: crate::auth::unit_cgroup(&m.slice, &s.unit),
+                    check: s.check.clone(),
+                    env: s.env.clone(),
+                    working_dir: s.working_dir.clone(),
+                    max_restarts: s.max_restarts,
                 },
             );
         }
@@ -143,6 +141,12 @@ pub struct Stats {
     pub oversized: u64,
     pub unknown_type: u64,
     pub refused_sender: u64,
+    /// Connections closed at accept: the peer is not in a krill service's cgroup.
+    pub refused_connections: u64,
+    /// Connections closed at accept: a per-unit, per-UID or total cap was reached.
+    pub capped_connections: u64,
+    /// Connections open now.
+    pub open_connections: u64,
 }
 
 /// What a heartbeat led to.
@@ -173,6 +177,8 @@ pub struct Supervisor {
     pub stats: Stats,
     /// Where health records go (`/run/krill`, or `KRILL_RUN_DIR`).
     pub records: Records,
+    /// Watched units by their cgroup path.
+    by_cgroup: BTreeMap<String, String>,
 }
 
 impl Tracked {
@@ -232,6 +238,7 @@ impl Supervisor {
             units: BTreeMap::new(),
             stats: Stats::default(),
             records,
+            by_cgroup: BTreeMap::new(),
         }
     }
 
@@ -239,6 +246,10 @@ impl Supervisor {
     /// known of services that stay.
     pub fn configure(&mut self, config: BTreeMap<String, Watched>, now: Instant) {
         self.units.retain(|u, _| config.contains_key(u));
+        self.by_cgroup = config
+            .values()
+            .map(|w| (w.cgroup.clone(), w.unit.clone()))
+            .collect();
         for (unit, w) in config {
             match self.units.get_mut(&unit) {
                 Some(t) => t.watched = w,
@@ -303,6 +314,13 @@ impl Supervisor {
         changed
     }
 
+    /// The watched unit whose cgroup is `peer_cgroup` or an ancestor of it.
+    pub fn unit_for_cgroup(&self, peer_cgroup: &str) -> Option<String> {
+        crate::auth::self_and_ancestors(peer_cgroup)
+            .find_map(|p| self.by_cgroup.get(p))
+            .cloned()
+    }
+
     /// A heartbeat from a process of `peer_unit` (None: not in any service unit).
     pub fn on_heartbeat(
         &mut self,
@@ -332,7 +350,7 @@ impl Supervisor {
                 Status::Healthy => (Health::Healthy, String::new()),
                 Status::Degraded => (
                     Health::Degraded,
-                    hb.reason().unwrap_or("degraded").to_owned(),
+                    krill::status::printable(hb.reason().unwrap_or("degraded")),
                 ),
             };
             t.pass(&self.records);
@@ -342,11 +360,12 @@ impl Supervisor {
                 t.publish(&self.records);
                 changed = true;
             }
-        } else if hb.status == Status::Degraded
-            && t.reason.as_str() != hb.reason().unwrap_or("degraded")
-        {
-            t.reason = hb.reason().unwrap_or("degraded").to_owned();
-            changed = true;
+        } else if hb.status == Status::Degraded {
+            let reason = krill::status::printable(hb.reason().unwrap_or("degraded"));
+            if t.reason != reason {
+                t.reason = reason;
+                changed = true;
+            }
         }
         let relay_pid = (is_heartbeat_check && t.state.main_pid > 0).then_some(t.state.main_pid);
         BeatOutcome::Accepted { relay_pid, changed }
@@ -518,6 +537,7 @@ mod tests {
             service: service.into(),
             unit: unit.into(),
             target: "krill-w.target".into(),
+            cgroup: crate::auth::unit_cgroup("krill-w.slice", unit),
             check,
             env: vec![],
             working_dir: "/".into(),

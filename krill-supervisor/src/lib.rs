@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod conns;
 pub mod daemon;
 pub mod health;
 pub mod notify;

@@ -7,8 +7,13 @@ use krill::recipe::HealthCheck;
 
 use crate::health::{Watched, DEFAULT_PROBE_TIMEOUT, DEFAULT_SCRIPT_TIMEOUT};
 
-/// Runs one probe of `check` for `w`.
-pub async fn run(check: &HealthCheck, w: &Watched) -> Result<(), String> {
+/// Runs one probe of `check` for `w`. Script probes run in their own scope when the
+/// system bus is given (see [`script`]).
+pub async fn run(
+    check: &HealthCheck,
+    w: &Watched,
+    bus: Option<&zbus::Connection>,
+) -> Result<(), String> {
     match check {
         HealthCheck::Tcp { port, timeout } => {
             tcp(*port, timeout.unwrap_or(DEFAULT_PROBE_TIMEOUT)).await
@@ -19,7 +24,7 @@ pub async fn run(check: &HealthCheck, w: &Watched) -> Result<(), String> {
             expected_status,
         } => http(*port, path, *expected_status, DEFAULT_PROBE_TIMEOUT).await,
         HealthCheck::Script { argv, timeout } => {
-            script(argv, w, timeout.unwrap_or(DEFAULT_SCRIPT_TIMEOUT)).await
+            script(argv, w, timeout.unwrap_or(DEFAULT_SCRIPT_TIMEOUT), bus).await
         }
         HealthCheck::Heartbeat { .. } => Ok(()),
     }
@@ -56,27 +61,123 @@ pub async fn http(port: u16, path: &str, expected: u16, timeout: Duration) -> Re
         .unwrap_or_else(|e| Err(format!("http probe task: {e}")))
 }
 
+/// systemd's default `PATH` for services; probes get it unless the recipe sets one.
+const SERVICE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+static PROBE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Runs the check command (never through a shell) in the service's working
-/// directory and environment; exit 0 is healthy.
-pub async fn script(argv: &[String], w: &Watched, timeout: Duration) -> Result<(), String> {
+/// directory, with the service's environment (the recipe's `env` and `KRILL_*`,
+/// nothing of the supervisor's own); exit 0 is healthy.
+///
+/// The probe is its own process group, and with `bus` it is moved into a transient
+/// scope `krill-probe-…scope` in the workspace's slice before it may exec (it waits
+/// on a pipe until then). When the probe ends or times out the scope is stopped, so
+/// anything it left behind is killed with it, and an emergency stop of the workspace
+/// (which stops the slice) reaches probes too.
+pub async fn script(
+    argv: &[String],
+    w: &Watched,
+    timeout: Duration,
+    bus: Option<&zbus::Connection>,
+) -> Result<(), String> {
     let Some((prog, args)) = argv.split_first() else {
         return Err("empty command".into());
     };
+    let (gate_r, gate_w) = nix::unistd::pipe().map_err(|e| format!("script {prog}: pipe: {e}"))?;
     let mut cmd = tokio::process::Command::new(prog);
     cmd.args(args)
+        .env_clear()
+        .env("PATH", SERVICE_PATH)
         .envs(w.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&w.working_dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .kill_on_drop(true);
+    {
+        use std::os::fd::AsRawFd;
+        let r = gate_r.as_raw_fd();
+        let wr = gate_w.as_raw_fd();
+        // SAFETY: only async-signal-safe calls (close, read) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::close(wr);
+                let mut b = [0u8; 1];
+                libc::read(r, b.as_mut_ptr().cast(), 1);
+                libc::close(r);
+                Ok(())
+            });
+        }
+    }
     let child = cmd.spawn().map_err(|e| format!("script {prog}: {e}"))?;
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    drop(gate_r);
+    let pid = child.id().unwrap_or(0);
+    let scope = match bus {
+        Some(conn) if pid > 0 => into_scope(conn, w, pid).await,
+        _ => None,
+    };
+    // Let the probe exec.
+    let _ = nix::unistd::write(&gate_w, b"x");
+    drop(gate_w);
+    let result = tokio::time::timeout(timeout, child.wait_with_output()).await;
+    if result.is_err() && pid > 0 {
+        // Timed out: the whole process group, not only the probe itself.
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    if let (Some(conn), Some(scope)) = (bus, &scope) {
+        if let Ok(m) = krill::bus::ManagerProxy::new(conn).await {
+            let _ = m.stop_unit(scope, "replace").await;
+        }
+    }
+    match result {
         Ok(Ok(out)) if out.status.success() => Ok(()),
         Ok(Ok(out)) => Err(format!("script {prog}: {}", out.status)),
         Ok(Err(e)) => Err(format!("script {prog}: {e}")),
         Err(_) => Err(format!("script {prog}: no answer within {timeout:?}")),
     }
+}
+
+/// Moves `pid` into a new transient scope in `w`'s slice; waits (at most 1 s) until
+/// systemd has moved it. Returns the scope's name, or None if that failed (the probe
+/// then runs in the supervisor's cgroup, still killed as a group on timeout).
+async fn into_scope(conn: &zbus::Connection, w: &Watched, pid: u32) -> Option<String> {
+    use zbus::zvariant::Value;
+    let stem = w.unit.strip_suffix(".service").unwrap_or(&w.unit);
+    let n = PROBE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scope = format!("krill-probe-{stem}-{n}.scope");
+    let slice = w
+        .cgroup
+        .split('/')
+        .rev()
+        .nth(1)
+        .unwrap_or("krill.slice")
+        .to_owned();
+    let m = krill::bus::ManagerProxy::new(conn).await.ok()?;
+    let desc = format!("krill: health probe of {}", w.unit);
+    let props: Vec<(&str, Value<'_>)> = vec![
+        ("PIDs", Value::from(vec![pid])),
+        ("Slice", Value::from(slice.as_str())),
+        ("Description", Value::from(desc.as_str())),
+        ("CollectMode", Value::from("inactive-or-failed")),
+    ];
+    if let Err(e) = m.start_transient_unit(&scope, "fail", &props, &[]).await {
+        tracing::warn!("cannot put the probe of {} in a scope: {e}", w.unit);
+        return None;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        if crate::auth::cgroup_of_pid(pid as i32).is_some_and(|c| c.ends_with(&scope)) {
+            return Some(scope);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tracing::warn!("probe of {} not in {scope} after 1 s", w.unit);
+    Some(scope)
 }
 
 #[cfg(test)]
@@ -89,6 +190,7 @@ mod tests {
             service: "s".into(),
             unit: "u".into(),
             target: "t".into(),
+            cgroup: "/krill.slice/krill-w.slice/u".into(),
             check: None,
             env: vec![("PROBE_EXIT".into(), "3".into())],
             working_dir: "/".into(),
@@ -144,13 +246,14 @@ mod tests {
     #[tokio::test]
     async fn script_exit_code_and_timeout() {
         assert_eq!(
-            script(&["true".into()], &w(), Duration::from_secs(2)).await,
+            script(&["true".into()], &w(), Duration::from_secs(2), None).await,
             Ok(())
         );
         let e = script(
             &["sh".into(), "-c".into(), "exit $PROBE_EXIT".into()],
             &w(),
             Duration::from_secs(2),
+            None,
         )
         .await
         .unwrap_err();
@@ -159,6 +262,7 @@ mod tests {
             &["sleep".into(), "5".into()],
             &w(),
             Duration::from_millis(100),
+            None,
         )
         .await
         .unwrap_err();

@@ -2,52 +2,7 @@
 
 use zbus::zvariant::OwnedObjectPath;
 
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Manager",
-    default_service = "org.freedesktop.systemd1",
-    default_path = "/org/freedesktop/systemd1"
-)]
-pub trait Manager {
-    fn subscribe(&self) -> zbus::Result<()>;
-    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
-    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-    #[zbus(signal)]
-    fn reloading(&self, active: bool) -> zbus::Result<()>;
-}
-
-const UNIT_PREFIX: &str = "/org/freedesktop/systemd1/unit/";
-
-/// systemd's object path of a unit: the name with every byte that is not an ASCII
-/// letter or digit written as `_xx` (so `krill-a.service` is `krill_2da_2eservice`).
-pub fn unit_path(unit: &str) -> OwnedObjectPath {
-    let mut p = String::from(UNIT_PREFIX);
-    for b in unit.bytes() {
-        if b.is_ascii_alphanumeric() {
-            p.push(b as char);
-        } else {
-            p.push_str(&format!("_{b:02x}"));
-        }
-    }
-    OwnedObjectPath::try_from(p).expect("escaped unit paths are valid object paths")
-}
-
-/// The unit name of an object path from [`unit_path`], if it is one.
-pub fn unit_of_path(path: &str) -> Option<String> {
-    let label = path.strip_prefix(UNIT_PREFIX)?.as_bytes();
-    let mut out = Vec::with_capacity(label.len());
-    let mut i = 0;
-    while i < label.len() {
-        if label[i] == b'_' {
-            let hex = std::str::from_utf8(label.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(label[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+pub use krill::bus::{unit_of_path, unit_path, unit_properties as properties, ManagerProxy};
 
 /// A unit's state as the supervisor needs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +21,9 @@ pub struct UnitState {
     pub watchdog_us: u64,
     /// CLOCK_MONOTONIC µs of entering `active`.
     pub active_enter_us: u64,
+    /// The unit's cgroup (`ControlGroup`, e.g. `/krill.slice/krill-w.slice/krill-w-a.service`);
+    /// empty while it has no processes. Heartbeats authenticate against it.
+    pub control_group: String,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -120,6 +78,7 @@ pub async fn read_state(
             .get("WatchdogTimestampMonotonic")
             .and_then(|v| u64::try_from(v.clone()).ok())
             .unwrap_or(0),
+        control_group: s(&svc, "ControlGroup"),
         active_enter_us: unit
             .get("ActiveEnterTimestampMonotonic")
             .and_then(|v| u64::try_from(v.clone()).ok())
@@ -137,38 +96,4 @@ pub async fn active_state(conn: &zbus::Connection, path: &OwnedObjectPath) -> zb
         )
         .await?;
     Ok(String::try_from(v).unwrap_or_default())
-}
-
-/// An uncached Properties proxy for a systemd unit object.
-async fn properties(
-    conn: &zbus::Connection,
-    path: &OwnedObjectPath,
-) -> zbus::Result<zbus::fdo::PropertiesProxy<'static>> {
-    zbus::fdo::PropertiesProxy::builder(conn)
-        .destination("org.freedesktop.systemd1")?
-        .path(path.clone())?
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unit_paths_are_systemds_bus_labels_and_round_trip() {
-        let p = unit_path("krill-sp-quiet.service");
-        assert_eq!(
-            p.as_str(),
-            "/org/freedesktop/systemd1/unit/krill_2dsp_2dquiet_2eservice"
-        );
-        assert_eq!(
-            unit_of_path(p.as_str()).as_deref(),
-            Some("krill-sp-quiet.service")
-        );
-        let odd = "krill-healthy@krill-w_x-a.service";
-        assert_eq!(unit_of_path(unit_path(odd).as_str()).as_deref(), Some(odd));
-        assert_eq!(unit_of_path("/org/freedesktop/systemd1/job/1"), None);
-    }
 }

@@ -1,0 +1,175 @@
+//! D-Bus contracts: the parts of systemd's API krill calls, and krill-supervisor's
+//! own name, path and interface. One definition for the supervisor and the CLI.
+
+use zbus::zvariant::OwnedObjectPath;
+
+/// Bus name of krill-supervisor.
+pub const SUPERVISOR_NAME: &str = "org.krill.Supervisor1";
+/// Object path of krill-supervisor's API.
+pub const SUPERVISOR_PATH: &str = "/org/krill/Supervisor1";
+
+/// systemd's manager object.
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+pub trait Manager {
+    fn subscribe(&self) -> zbus::Result<()>;
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    /// `(name, description, load, active, sub, following, path, job id, job type,
+    /// job path)` of every loaded unit matching `patterns` in `states` (empty: any).
+    #[allow(clippy::type_complexity)]
+    fn list_units_by_patterns(
+        &self,
+        states: &[&str],
+        patterns: &[&str],
+    ) -> zbus::Result<
+        Vec<(
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            OwnedObjectPath,
+            u32,
+            String,
+            OwnedObjectPath,
+        )>,
+    >;
+    #[allow(clippy::too_many_arguments)]
+    fn start_transient_unit(
+        &self,
+        name: &str,
+        mode: &str,
+        properties: &[(&str, zbus::zvariant::Value<'_>)],
+        aux: &[(&str, &[(&str, zbus::zvariant::Value<'_>)])],
+    ) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(signal)]
+    fn reloading(&self, active: bool) -> zbus::Result<()>;
+}
+
+/// krill-supervisor's API (see krill-supervisor's `api` module for the semantics).
+#[zbus::proxy(
+    interface = "org.krill.Supervisor1",
+    default_service = "org.krill.Supervisor1",
+    default_path = "/org/krill/Supervisor1"
+)]
+pub trait Supervisor {
+    fn list_workspaces(&self) -> zbus::Result<Vec<String>>;
+    fn get_status(&self, workspace: &str) -> zbus::Result<String>;
+    fn emergency_stop(&self, workspace: &str, reason: &str) -> zbus::Result<()>;
+}
+
+const UNIT_PREFIX: &str = "/org/freedesktop/systemd1/unit/";
+
+/// systemd's object path of a unit: the name with every byte that is not an ASCII
+/// letter or digit written as `_xx` (so `krill-a.service` is `krill_2da_2eservice`).
+pub fn unit_path(unit: &str) -> OwnedObjectPath {
+    let mut p = String::from(UNIT_PREFIX);
+    for b in unit.bytes() {
+        if b.is_ascii_alphanumeric() {
+            p.push(b as char);
+        } else {
+            p.push_str(&format!("_{b:02x}"));
+        }
+    }
+    OwnedObjectPath::try_from(p).expect("escaped unit paths are valid object paths")
+}
+
+/// The unit name of an object path from [`unit_path`], if it is one.
+pub fn unit_of_path(path: &str) -> Option<String> {
+    let label = path.strip_prefix(UNIT_PREFIX)?.as_bytes();
+    let mut out = Vec::with_capacity(label.len());
+    let mut i = 0;
+    while i < label.len() {
+        if label[i] == b'_' {
+            let hex = std::str::from_utf8(label.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(label[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// An uncached Properties proxy for a systemd unit object.
+pub async fn unit_properties(
+    conn: &zbus::Connection,
+    path: &OwnedObjectPath,
+) -> zbus::Result<zbus::fdo::PropertiesProxy<'static>> {
+    zbus::fdo::PropertiesProxy::builder(conn)
+        .destination("org.freedesktop.systemd1")?
+        .path(path.clone())?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+}
+
+/// The loaded workspace targets (`krill-*.target`), by workspace name, whatever
+/// their state: what an emergency stop acts on.
+pub async fn loaded_workspaces(conn: &zbus::Connection) -> zbus::Result<Vec<String>> {
+    let m = ManagerProxy::new(conn).await?;
+    let mut out: Vec<String> = m
+        .list_units_by_patterns(&[], &["krill-*.target"])
+        .await?
+        .into_iter()
+        .filter(|u| u.2 != "not-found" || u.3 != "inactive")
+        .filter_map(|u| {
+            u.0.strip_prefix("krill-")
+                .and_then(|n| n.strip_suffix(".target"))
+                .map(str::to_owned)
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Emergency stop of workspace `ws` through systemd: stops its target (every member
+/// is `PartOf=` it, dependents first) and its slice (every process in the workspace's
+/// cgroup, including any unit that is no longer part of the target). Both jobs are
+/// queued at once; neither needs the recipe.
+pub async fn stop_workspace(conn: &zbus::Connection, ws: &str) -> zbus::Result<()> {
+    let m = ManagerProxy::new(conn).await?;
+    let target = crate::plan::names::target(ws);
+    let slice = crate::plan::names::slice(ws);
+    // StopUnit returns once the job is queued, so these two calls cost two round trips.
+    m.stop_unit(&target, "replace").await?;
+    match m.stop_unit(&slice, "replace").await {
+        Ok(_) => Ok(()),
+        // A slice that was never realised has nothing to stop.
+        Err(zbus::Error::MethodError(n, _, _))
+            if n.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_paths_are_systemds_bus_labels_and_round_trip() {
+        let p = unit_path("krill-sp-quiet.service");
+        assert_eq!(
+            p.as_str(),
+            "/org/freedesktop/systemd1/unit/krill_2dsp_2dquiet_2eservice"
+        );
+        assert_eq!(
+            unit_of_path(p.as_str()).as_deref(),
+            Some("krill-sp-quiet.service")
+        );
+        let odd = "krill-healthy@krill-w_x-a.service";
+        assert_eq!(unit_of_path(unit_path(odd).as_str()).as_deref(), Some(odd));
+        assert_eq!(unit_of_path("/org/freedesktop/systemd1/job/1"), None);
+    }
+}

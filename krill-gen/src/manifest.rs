@@ -1,0 +1,250 @@
+//! What the generator actually produced, for the programs that act at runtime.
+//!
+//! The generator writes one manifest per workspace it generated, and the list of
+//! recipes it skipped, next to the units in its output directory
+//! (`/run/systemd/generator/krill/`). systemd wipes that directory before each
+//! generator run, so the manifests always describe exactly the units systemd loaded at
+//! its latest reload, never a recipe that was edited (or broken) since.
+//!
+//! `krill status`, `krill estop` and krill-supervisor read these instead of
+//! re-parsing recipe files, so a broken or colliding recipe can never blind them to
+//! the workspaces that are running.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::plan::Plan;
+use crate::recipe::{Execute, HealthCheck};
+use crate::render::KRILL_SOCKET;
+
+/// Subdirectory of the generator's output directory that holds the manifests.
+pub const SUBDIR: &str = "krill";
+/// The system manager's generator output directory (systemd's fixed path).
+pub const DEFAULT_GENERATOR_DIR: &str = "/run/systemd/generator";
+/// File in [`SUBDIR`] listing the recipes the generator skipped.
+pub const REJECTED_FILE: &str = "rejected.json";
+
+/// One generated workspace.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub workspace: String,
+    /// `krill-W.target`.
+    pub target: String,
+    /// `krill-W.slice` (escaped).
+    pub slice: String,
+    /// The recipe file the units were generated from.
+    pub source: PathBuf,
+    /// In plan order (dependencies first).
+    pub services: Vec<ManifestService>,
+}
+
+/// One generated service: what the supervisor and status need at runtime.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ManifestService {
+    pub name: String,
+    /// `krill-W-S.service`.
+    pub unit: String,
+    pub check: Option<HealthCheck>,
+    /// The service's environment as its unit sets it (recipe `env`, then
+    /// `KRILL_WORKSPACE`, `KRILL_SERVICE`, `KRILL_SOCKET`).
+    pub env: Vec<(String, String)>,
+    pub working_dir: PathBuf,
+    /// 0 = unlimited.
+    pub max_restarts: u32,
+    pub critical: bool,
+}
+
+/// A recipe the generator skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rejected {
+    pub file: PathBuf,
+    pub error: String,
+}
+
+impl Manifest {
+    /// The manifest of a plan.
+    pub fn of(plan: &Plan) -> Manifest {
+        let ws = plan.workspace();
+        let services = plan
+            .services
+            .iter()
+            .map(|s| {
+                let svc = &plan.recipe.services[&s.name];
+                ManifestService {
+                    name: s.name.clone(),
+                    unit: s.unit.clone(),
+                    check: svc.health_check.clone(),
+                    env: service_env(plan, &s.name),
+                    working_dir: match &svc.execute {
+                        Execute::Pixi { working_dir, .. }
+                        | Execute::Ros2 { working_dir, .. }
+                        | Execute::Shell { working_dir, .. } => working_dir.clone(),
+                        Execute::Docker { .. } => plan.recipe.base_dir.clone(),
+                    },
+                    max_restarts: svc.policy.max_restarts,
+                    critical: svc.critical,
+                }
+            })
+            .collect();
+        Manifest {
+            workspace: ws.to_owned(),
+            target: plan.target.clone(),
+            slice: plan.slice.clone(),
+            source: plan.recipe.source.clone(),
+            services,
+        }
+    }
+
+    /// The service whose unit is `unit`.
+    pub fn service_by_unit(&self, unit: &str) -> Option<&ManifestService> {
+        self.services.iter().find(|s| s.unit == unit)
+    }
+}
+
+/// The environment krill sets for service `name` of `plan`: the recipe's `env`, then
+/// `KRILL_WORKSPACE`, `KRILL_SERVICE` and `KRILL_SOCKET` (what SDKs read).
+pub fn service_env(plan: &Plan, name: &str) -> Vec<(String, String)> {
+    let mut env = plan.recipe.env.clone();
+    env.push(("KRILL_WORKSPACE".into(), plan.workspace().into()));
+    env.push(("KRILL_SERVICE".into(), name.into()));
+    env.push(("KRILL_SOCKET".into(), KRILL_SOCKET.into()));
+    env
+}
+
+/// The generator's output directory, where systemd loaded krill's units from:
+/// `KRILL_GENERATOR_DIR`, or [`DEFAULT_GENERATOR_DIR`].
+pub fn generator_dir() -> PathBuf {
+    std::env::var_os("KRILL_GENERATOR_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_GENERATOR_DIR))
+}
+
+/// The manifest directory: [`SUBDIR`] of [`generator_dir`].
+pub fn dir() -> PathBuf {
+    generator_dir().join(SUBDIR)
+}
+
+/// Writes the manifests of `plans` and the list of `rejected` recipes into
+/// `generator_dir/krill/`.
+pub fn write(generator_dir: &Path, plans: &[&Plan], rejected: &[Rejected]) -> std::io::Result<()> {
+    let dir = generator_dir.join(SUBDIR);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    for p in plans {
+        let json = serde_json::to_vec(&Manifest::of(p)).map_err(std::io::Error::other)?;
+        crate::generator::write_atomic(&dir, &format!("{}.json", p.workspace()), &json)?;
+    }
+    let json = serde_json::to_vec(rejected).map_err(std::io::Error::other)?;
+    crate::generator::write_atomic(&dir, REJECTED_FILE, &json)
+}
+
+/// What systemd has loaded, as the generator described it at the latest reload.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    /// By workspace name.
+    pub workspaces: BTreeMap<String, Manifest>,
+    /// Recipes the generator skipped (and unreadable manifests).
+    pub rejected: Vec<Rejected>,
+}
+
+impl Loaded {
+    /// Reads [`dir`]. A missing directory means nothing is generated (krill not yet
+    /// run by systemd); an unreadable manifest is reported in `rejected`, never fatal.
+    pub fn read() -> Loaded {
+        Loaded::read_from(&dir())
+    }
+
+    /// Reads the manifests in `dir`.
+    pub fn read_from(dir: &Path) -> Loaded {
+        let mut out = Loaded::default();
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return out;
+        };
+        let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || !name.ends_with(".json") {
+                continue;
+            }
+            let bytes = match std::fs::read(&f) {
+                Ok(b) => b,
+                Err(e) => {
+                    out.rejected.push(Rejected {
+                        file: f.clone(),
+                        error: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if name == REJECTED_FILE {
+                if let Ok(r) = serde_json::from_slice::<Vec<Rejected>>(&bytes) {
+                    out.rejected.extend(r);
+                }
+                continue;
+            }
+            match serde_json::from_slice::<Manifest>(&bytes) {
+                Ok(m) => {
+                    out.workspaces.insert(m.workspace.clone(), m);
+                }
+                Err(e) => out.rejected.push(Rejected {
+                    file: f.clone(),
+                    error: format!("unreadable manifest: {e}"),
+                }),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_round_trip_and_describe_the_plan() {
+        let d = tempfile::tempdir().unwrap();
+        let recipe = d.path().join("ws.yaml");
+        std::fs::write(
+            &recipe,
+            "version: \"1\"\nname: ws\nenv: {A: b}\nservices:\n  a:\n    execute: {type: shell, command: /bin/true}\n    critical: true\n    health_check: {type: heartbeat, timeout: 2s}\n",
+        )
+        .unwrap();
+        let plan = crate::compile(&recipe).unwrap();
+        let rejected = vec![Rejected {
+            file: "/etc/krill/recipes/bad.yaml".into(),
+            error: "bad".into(),
+        }];
+        write(d.path(), &[&plan], &rejected).unwrap();
+        let l = Loaded::read_from(&d.path().join(SUBDIR));
+        assert_eq!(l.rejected, rejected);
+        let m = &l.workspaces["ws"];
+        assert_eq!(m, &Manifest::of(&plan));
+        assert_eq!(m.target, "krill-ws.target");
+        let a = m.service_by_unit("krill-ws-a.service").unwrap();
+        assert!(a.critical);
+        assert_eq!(
+            a.check,
+            Some(HealthCheck::Heartbeat {
+                timeout: std::time::Duration::from_secs(2)
+            })
+        );
+        assert_eq!(a.env[0], ("A".into(), "b".into()));
+        assert!(a
+            .env
+            .contains(&("KRILL_SOCKET".into(), KRILL_SOCKET.into())));
+    }
+
+    #[test]
+    fn a_corrupt_manifest_is_reported_not_fatal() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("x.json"), "{").unwrap();
+        let l = Loaded::read_from(d.path());
+        assert!(l.workspaces.is_empty());
+        assert!(l.rejected[0].error.contains("unreadable manifest"));
+        assert_eq!(
+            Loaded::read_from(&d.path().join("missing")),
+            Loaded::default()
+        );
+    }
+}
