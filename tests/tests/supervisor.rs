@@ -287,6 +287,8 @@ services:
   other:
     execute: {type: shell, command: python3 /opt/hb/hb.py}
     health_check: {type: heartbeat, timeout: 5s}
+  liar:
+    execute: {type: shell, command: python3 /opt/hb/liar.py}
 "#,
         "--now",
     );
@@ -294,21 +296,25 @@ services:
         service_status(&c, "sp", "other")["health"] == "healthy"
     });
     let sup_pid = c.num("krill-supervisor.service", "MainPID");
-    // From outside any service unit (the test's shell in the container), and from
-    // inside another service's unit (a transient unit impersonating `quiet`).
+    // From outside any service unit (the test's shell in the container), and from a
+    // transient unit impersonating `quiet`: both are closed at accept.
     let spoof = r#"python3 -c 'import krill; c = krill.KrillClient("quiet", "/run/krill/krill.sock"); [c.heartbeat() for _ in range(5)]'"#;
-    c.ok(spoof);
-    c.ok(&format!(
+    let _ = c.sh(spoof);
+    let _ = c.sh(&format!(
         "systemd-run --wait --quiet --unit=impostor {spoof}"
     ));
-    // Garbage, an oversized line, an unknown type, then a valid heartbeat on the same
-    // connection: the connection survives bad lines.
-    c.ok(r#"python3 - <<'EOF'
-import socket
+    // From inside a krill service (`liar`): garbage, an oversized line, an unknown
+    // type, then a heartbeat naming another service, on one connection: the
+    // connection survives bad lines, and each is refused and counted.
+    c.write(
+        "/opt/hb/liar.py",
+        r#"import socket, time
 s = socket.socket(socket.AF_UNIX); s.connect("/run/krill/krill.sock")
 s.sendall(b"not json\n" + b"x" * 100000 + b"\n" + b'{"type":"shutdown","service":"quiet","status":"healthy"}\n' + b'{"type":"heartbeat","service":"quiet","status":"healthy","metadata":{}}\n')
-s.close()
-EOF"#);
+time.sleep(3600)
+"#,
+    );
+    c.ok("systemctl start krill-sp-liar.service");
     let stats = || -> serde_json::Value {
         let v: serde_json::Value = serde_json::from_str(&c.ok("busctl --json=short get-property org.krill.Supervisor1 /org/krill/Supervisor1 org.krill.Supervisor1 Stats")).unwrap();
         serde_json::from_str(v["data"].as_str().unwrap()).unwrap()
@@ -318,7 +324,8 @@ EOF"#);
         s["malformed"] == 1
             && s["oversized"] == 1
             && s["unknown_type"] == 1
-            && s["refused_sender"] == 11
+            && s["refused_sender"] == 1
+            && s["refused_connections"].as_u64() >= Some(2)
     });
     assert_eq!(
         c.num("krill-supervisor.service", "MainPID"),
@@ -339,10 +346,13 @@ EOF"#);
     let log = c.journal("-u krill-supervisor.service");
     assert!(
         log.contains("heartbeat for service \"quiet\" from pid")
-            && log.contains("not in that service's unit"),
+            && log.contains("runs in krill-sp-liar.service, not in that service's unit"),
         "{log}"
     );
-    assert!(log.contains("runs in impostor.service"), "{log}");
+    assert!(
+        log.contains("impostor.service is not a krill service"),
+        "{log}"
+    );
     assert!(
         log.contains("refused: line longer than 4096 bytes"),
         "{log}"

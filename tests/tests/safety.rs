@@ -1,0 +1,413 @@
+//! Issue 7 (safety and security) in a real systemd: one regression test per attack
+//! that once broke. Each test names the item it guards.
+
+use std::time::Duration;
+
+use krill_e2e::{text, Container};
+
+const T: Duration = Duration::from_secs(30);
+
+fn status_json(c: &Container, ws: &str) -> serde_json::Value {
+    serde_json::from_str(&c.ok(&format!("krill status {ws} --json"))).unwrap()
+}
+
+fn health(c: &Container, ws: &str, svc: &str) -> String {
+    status_json(c, ws)["workspaces"][0]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == svc)
+        .map(|s| s["health"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default()
+}
+
+fn stats(c: &Container) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&c.ok(
+        "busctl --json=short get-property org.krill.Supervisor1 /org/krill/Supervisor1 org.krill.Supervisor1 Stats",
+    ))
+    .unwrap();
+    serde_json::from_str(v["data"].as_str().unwrap()).unwrap()
+}
+
+/// A heartbeat client speaking the upstream wire format over a raw socket, at a given
+/// path, every `period` seconds.
+const RAW_HB: &str = r#"import os, socket, sys, time
+path, period = sys.argv[1], float(sys.argv[2])
+name = os.environ["KRILL_SERVICE"]
+msg = ('{"type":"heartbeat","service":"%s","status":"healthy","metadata":{}}\n' % name).encode()
+s = socket.socket(socket.AF_UNIX); s.connect(path)
+while True:
+    s.sendall(msg)
+    time.sleep(period)
+"#;
+
+const TWO: &str = r#"
+version: "1"
+name: two
+services:
+  base:
+    execute: {type: shell, command: sleep infinity}
+  top:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [base]
+"#;
+
+/// Item 1: a broken recipe (installed by hand and reloaded, or the running
+/// workspace's own file broken after it started) blinds neither `krill status` nor
+/// `krill estop`, with or without a name; the bad recipe is reported beside.
+#[test]
+fn estop_and_status_are_not_blinded_by_bad_recipes() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("safe-estop");
+    c.install_ok("two", TWO, "--now");
+    c.wait_state("krill-two-top.service", "active/running", T);
+    // A bad recipe that sorts first, reloaded: the generator skips it.
+    c.write(
+        "/etc/krill/recipes/aaa.yaml",
+        "version: \"1\"\nname: aaa\nservices: {x: {execute: {type: shell, command: \"a | b\"}}}\n",
+    );
+    c.ok("systemctl daemon-reload");
+    // And the running workspace's own recipe broken in place, not reloaded.
+    c.write("/etc/krill/recipes/two.yaml", "version: [\n");
+    let st = c.sh("krill status");
+    assert!(st.status.success(), "{}", text(&st));
+    let out = String::from_utf8_lossy(&st.stdout);
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(
+        out.contains("workspace two") && out.contains("top"),
+        "{out}"
+    );
+    assert!(
+        err.contains("aaa.yaml is not loaded") && err.contains("pipe"),
+        "{err}"
+    );
+    // estop by name while its file is broken.
+    let pids = c.cgroup_pids("krill.slice/krill-two.slice");
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    let o = c.sh("krill estop two --reason 'named stop'");
+    assert!(o.status.success(), "{}", text(&o));
+    c.wait_for("workspace two stopped", T, || {
+        c.cgroup_pids("krill.slice/krill-two.slice").is_empty()
+    });
+    // estop of everything with the supervisor down (systemd directly).
+    c.ok("krill start two");
+    c.wait_state("krill-two-top.service", "active/running", T);
+    c.ok("systemctl stop krill-supervisor.service krill-supervisor.socket");
+    let o = c.sh("krill estop --reason 'all stop'");
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("emergency stop of workspace two")
+            && t.contains("systemd (supervisor not reachable)"),
+        "{t}"
+    );
+    assert!(t.contains("aaa.yaml is not loaded"), "{t}");
+    c.wait_for("workspace two stopped again", T, || {
+        c.cgroup_pids("krill.slice/krill-two.slice").is_empty()
+    });
+    let st = c.ok("krill status two");
+    assert!(st.contains("EMERGENCY STOP: all stop"), "{st}");
+}
+
+/// Item 2: a `restart: never` critical service killed by a stray SIGTERM triggers the
+/// emergency stop, and a `restart: never` service with dependents cascades; a stop
+/// that systemd performs does neither.
+#[test]
+fn stray_sigterm_of_a_never_restart_service_is_a_failure() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("safe-sigterm");
+    c.install_ok(
+        "nr",
+        r#"
+version: "1"
+name: nr
+services:
+  brain:
+    execute: {type: shell, command: sleep infinity}
+    critical: true
+  base:
+    execute: {type: shell, command: sleep infinity}
+  child:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [base]
+"#,
+        "--now",
+    );
+    for u in ["brain", "base", "child"] {
+        c.wait_state(&format!("krill-nr-{u}.service"), "active/running", T);
+    }
+    // A stop systemd performs is not a failure: nothing else moves.
+    c.ok("systemctl stop krill-nr-brain.service");
+    assert_eq!(c.state("krill-nr-brain.service"), "inactive/dead");
+    assert_eq!(c.state("krill-nr-child.service"), "active/running");
+    c.ok("systemctl start krill-nr-brain.service");
+    c.wait_state("krill-nr-brain.service", "active/running", T);
+    // Cascade: base killed by SIGTERM → failed → child stopped.
+    c.kill_main("krill-nr-base.service");
+    c.wait_state("krill-nr-base.service", "failed/failed", T);
+    c.wait_state("krill-nr-child.service", "inactive/dead", T);
+    assert_eq!(c.state("krill-nr-brain.service"), "active/running");
+    // Emergency stop: the critical brain killed by SIGTERM stops the workspace.
+    c.ok("krill start nr");
+    c.wait_state("krill-nr-child.service", "active/running", T);
+    c.kill_main("krill-nr-brain.service");
+    c.wait_for("workspace stopped", T, || {
+        c.cgroup_pids("krill.slice/krill-nr.slice").is_empty()
+    });
+    let st = c.ok("krill status nr");
+    assert!(
+        st.contains("EMERGENCY STOP: critical service krill-nr-brain.service failed for good"),
+        "{st}"
+    );
+    let log = c.journal("-u krill-nr-brain.service");
+    assert!(
+        log.contains("killed by SIGTERM, which neither systemd nor krill sent"),
+        "{log}"
+    );
+}
+
+/// Item 3: heartbeats count only from the service's own cgroup (or below it): not
+/// from a cgroup elsewhere whose last component is named like the unit, not from a
+/// child cgroup of another krill service named after the victim, not from outside.
+#[test]
+fn heartbeats_only_from_the_services_own_cgroup() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("safe-cgroup");
+    c.write("/opt/hb/raw.py", RAW_HB);
+    c.install_ok(
+        "cg",
+        r#"
+version: "1"
+name: cg
+services:
+  quiet:
+    execute: {type: shell, command: sleep infinity}
+    health_check: {type: heartbeat, timeout: 30s}
+  other:
+    execute: {type: shell, command: python3 /opt/hb/raw.py /run/krill/krill.sock 0.2}
+    health_check: {type: heartbeat, timeout: 5s}
+"#,
+        "--now",
+    );
+    c.wait_for("other healthy", T, || {
+        health(&c, "cg", "other") == "healthy"
+    });
+    c.write(
+        "/opt/hb/send_quiet.py",
+        "import socket\ns = socket.socket(socket.AF_UNIX); s.connect('/run/krill/krill.sock')\ns.sendall(b'{\"type\":\"heartbeat\",\"service\":\"quiet\",\"status\":\"healthy\",\"metadata\":{}}\\n' * 5)\ns.close()\n",
+    );
+    let send_quiet = "python3 /opt/hb/send_quiet.py; true";
+    // (a) A cgroup elsewhere named like the unit (what `systemd-run --user
+    // --unit=krill-cg-quiet` gives a user): the suffix matches, the path does not.
+    c.ok("mkdir -p /sys/fs/cgroup/user.slice/fake.service/krill-cg-quiet.service");
+    c.ok(&format!(
+        "sh -c 'echo $$ > /sys/fs/cgroup/user.slice/fake.service/krill-cg-quiet.service/cgroup.procs; {send_quiet}'"
+    ));
+    // (b) A child cgroup of `other`, named after `quiet`.
+    let child =
+        "/sys/fs/cgroup/krill.slice/krill-cg.slice/krill-cg-other.service/krill-cg-quiet.service";
+    c.ok(&format!("mkdir -p {child}"));
+    c.ok(&format!(
+        "sh -c 'echo $$ > {child}/cgroup.procs; {send_quiet}'"
+    ));
+    c.wait_for("both refused", T, || {
+        let s = stats(&c);
+        s["refused_connections"].as_u64() >= Some(1) && s["refused_sender"].as_u64() >= Some(5)
+    });
+    assert_eq!(
+        health(&c, "cg", "quiet"),
+        "starting",
+        "nobody made quiet healthy"
+    );
+    let log = c.journal("-u krill-supervisor.service");
+    assert!(
+        log.contains("fake.service/krill-cg-quiet.service is not a krill service"),
+        "{log}"
+    );
+    assert!(
+        log.contains("runs in krill-cg-other.service, not in that service's unit"),
+        "{log}"
+    );
+    assert_eq!(health(&c, "cg", "other"), "healthy");
+}
+
+/// Item 4 and "done when": 5000 connections held by an unprivileged user cost the
+/// supervisor nothing: it closes them at accept, heartbeat services keep running
+/// (zero restarts), and the supervisor neither restarts nor stops answering.
+#[test]
+fn unprivileged_connection_flood_restarts_nothing() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("safe-flood");
+    c.write("/opt/hb/raw.py", RAW_HB);
+    c.install_ok(
+        "fl",
+        r#"
+version: "1"
+name: fl
+services:
+  beat:
+    execute: {type: shell, command: python3 /opt/hb/raw.py /run/krill/krill.sock 0.1}
+    health_check: {type: heartbeat, timeout: 1s}
+"#,
+        "--now",
+    );
+    c.wait_for("beat healthy", T, || health(&c, "fl", "beat") == "healthy");
+    c.write(
+        "/opt/flood.py",
+        r#"import socket, sys, time
+held = []
+for i in range(5000):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect("/run/krill/krill.sock")
+    held.append(s)
+print(len(held), flush=True)
+open("/tmp/flood-up", "w").close()
+time.sleep(30)
+"#,
+    );
+    c.ok("chmod 0644 /opt/flood.py");
+    c.ok("prlimit --nofile=20000 setpriv --reuid=65534 --regid=65534 --clear-groups python3 /opt/flood.py > /run/flood.out 2>&1 &");
+    c.wait_for("5000 connections made", Duration::from_secs(60), || {
+        c.path("/tmp/flood-up").exists()
+    });
+    // The heartbeat keeps flowing through 3 timeouts' worth of time while the
+    // attacker holds every connection.
+    let beat_pid = c.num("krill-fl-beat.service", "MainPID");
+    c.wait_for("refusals counted", T, || {
+        stats(&c)["refused_connections"].as_u64() >= Some(5000)
+    });
+    let t0 = std::time::Instant::now();
+    c.wait_for("3 s under flood", T, || {
+        t0.elapsed() > Duration::from_secs(3)
+    });
+    assert_eq!(c.num("krill-fl-beat.service", "NRestarts"), 0);
+    assert_eq!(c.num("krill-fl-beat.service", "MainPID"), beat_pid);
+    assert_eq!(c.num("krill-supervisor.service", "NRestarts"), 0);
+    assert_eq!(health(&c, "fl", "beat"), "healthy");
+    let s = stats(&c);
+    assert!(s["open_connections"].as_u64() <= Some(2), "{s}");
+    let sup = c.num("krill-supervisor.service", "MainPID");
+    let rss = c.ok(&format!("grep VmRSS /proc/{sup}/status"));
+    let held = c.ok("cat /run/flood.out");
+    eprintln!(
+        "MEASURE flood: connections held by uid 65534: {}; supervisor {}; service restarts 0; supervisor restarts 0; refused {}",
+        held.trim(),
+        rss.trim(),
+        s["refused_connections"]
+    );
+}
+
+/// Item 5: a directory squatted at /tmp/krill.sock keeps neither the supervisor
+/// down nor upstream SDKs (default path /tmp/krill.sock) from reaching it: krill
+/// services see the real socket there, in their private /tmp.
+#[test]
+fn squatted_tmp_socket_path_changes_nothing() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("safe-tmp");
+    c.ok("setpriv --reuid=65534 --regid=65534 --clear-groups mkdir /tmp/krill.sock");
+    c.ok("systemctl restart krill-supervisor.socket krill-supervisor.service");
+    assert_eq!(c.prop("krill-supervisor.service", "ActiveState"), "active");
+    c.write("/opt/hb/raw.py", RAW_HB);
+    c.install_ok(
+        "up",
+        r#"
+version: "1"
+name: up
+services:
+  legacy:
+    execute: {type: shell, command: python3 /opt/hb/raw.py /tmp/krill.sock 0.2}
+    health_check: {type: heartbeat, timeout: 2s}
+"#,
+        "--now",
+    );
+    c.wait_for("upstream-path client healthy", T, || {
+        health(&c, "up", "legacy") == "healthy"
+    });
+    assert_eq!(c.num("krill-up-legacy.service", "NRestarts"), 0);
+    // The squatter's directory is untouched and received nothing.
+    assert_eq!(c.ok("ls -A /tmp/krill.sock"), "");
+}
+
+/// Item 6: heartbeats 48 ms apart, then a gap just under the timeout: the relay
+/// throttle never drops a ping the watchdog needs (throttle = slack).
+#[test]
+fn heartbeat_bursts_never_kill_a_healthy_service() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("safe-burst");
+    c.write(
+        "/opt/hb/burst.py",
+        r#"import os, socket, time
+name = os.environ["KRILL_SERVICE"]
+msg = ('{"type":"heartbeat","service":"%s","status":"healthy","metadata":{}}\n' % name).encode()
+s = socket.socket(socket.AF_UNIX); s.connect(os.environ["KRILL_SOCKET"])
+while True:
+    s.sendall(msg)
+    time.sleep(0.048)
+    s.sendall(msg)
+    time.sleep(0.3 - 0.015)
+"#,
+    );
+    c.install_ok(
+        "bu",
+        r#"
+version: "1"
+name: bu
+services:
+  burst:
+    execute: {type: shell, command: python3 /opt/hb/burst.py}
+    health_check: {type: heartbeat, timeout: 300ms}
+"#,
+        "--now",
+    );
+    c.wait_for("burst healthy", T, || {
+        health(&c, "bu", "burst") == "healthy"
+    });
+    let pid = c.num("krill-bu-burst.service", "MainPID");
+    let t0 = std::time::Instant::now();
+    c.wait_for("20 burst cycles", T, || {
+        t0.elapsed() > Duration::from_secs(7)
+    });
+    assert_eq!(
+        c.num("krill-bu-burst.service", "NRestarts"),
+        0,
+        "{}",
+        c.journal("-u krill-bu-burst.service")
+    );
+    assert_eq!(c.num("krill-bu-burst.service", "MainPID"), pid);
+}
+
+/// Item 7: a colliding recipe the generator skips does not change what the
+/// supervisor watches: the real service's heartbeats are still accepted.
+#[test]
+fn supervisor_watches_only_what_the_generator_produced() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("safe-collide");
+    c.write("/opt/hb/raw.py", RAW_HB);
+    c.install_ok(
+        "a",
+        r#"
+version: "1"
+name: a
+services:
+  b-c:
+    execute: {type: shell, command: python3 /opt/hb/raw.py /run/krill/krill.sock 0.2}
+    health_check: {type: heartbeat, timeout: 1s}
+"#,
+        "--now",
+    );
+    c.wait_for("b-c healthy", T, || health(&c, "a", "b-c") == "healthy");
+    // `a-b`/`c` also compiles to krill-a-b-c.service; the generator skips it.
+    c.write(
+        "/run/krill/recipes/a-b.yaml",
+        "version: \"1\"\nname: a-b\nservices:\n  c:\n    execute: {type: shell, command: sleep infinity}\n    health_check: {type: heartbeat, timeout: 1s}\n",
+    );
+    c.ok("systemctl daemon-reload");
+    let pid = c.num("krill-a-b-c.service", "MainPID");
+    let t0 = std::time::Instant::now();
+    c.wait_for("3 timeouts", T, || t0.elapsed() > Duration::from_secs(3));
+    assert_eq!(c.num("krill-a-b-c.service", "NRestarts"), 0);
+    assert_eq!(c.num("krill-a-b-c.service", "MainPID"), pid);
+    assert_eq!(health(&c, "a", "b-c"), "healthy");
+    let s = stats(&c);
+    assert_eq!(s["refused_sender"], 0, "{s}");
+}
