@@ -71,8 +71,8 @@ static PROBE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 /// nothing of the supervisor's own); exit 0 is healthy.
 ///
 /// The probe is its own process group, and with `bus` it is moved into a transient
-/// scope `krill-probe-…scope` in the workspace's slice before it may exec (it waits
-/// on a pipe until then). When the probe ends or times out the scope is stopped, so
+/// scope `krill-probe-…scope` in the workspace's slice before it may exec (a
+/// `/bin/sh` wrapper waits for a line on stdin, then execs the command as `"$@"`). When the probe ends or times out the scope is stopped, so
 /// anything it left behind is killed with it, and an emergency stop of the workspace
 /// (which stops the slice) reaches probes too.
 pub async fn script(
@@ -84,43 +84,35 @@ pub async fn script(
     let Some((prog, args)) = argv.split_first() else {
         return Err("empty command".into());
     };
-    let (gate_r, gate_w) = nix::unistd::pipe().map_err(|e| format!("script {prog}: pipe: {e}"))?;
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(args)
+    // The probe waits for one line on stdin before it execs, so that it is in its
+    // scope before it can fork anything. (A pre_exec hook cannot wait: spawn itself
+    // waits for the exec.) The command is passed as "$@", never interpreted.
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("read -r _; exec \"$@\"")
+        .arg("krill-probe")
+        .arg(prog)
+        .args(args)
         .env_clear()
         .env("PATH", SERVICE_PATH)
         .envs(w.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&w.working_dir)
-        .stdin(std::process::Stdio::null())
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
-    {
-        use std::os::fd::AsRawFd;
-        let r = gate_r.as_raw_fd();
-        let wr = gate_w.as_raw_fd();
-        // SAFETY: only async-signal-safe calls (close, read) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::close(wr);
-                let mut b = [0u8; 1];
-                libc::read(r, b.as_mut_ptr().cast(), 1);
-                libc::close(r);
-                Ok(())
-            });
-        }
-    }
-    let child = cmd.spawn().map_err(|e| format!("script {prog}: {e}"))?;
-    drop(gate_r);
+    let mut child = cmd.spawn().map_err(|e| format!("script {prog}: {e}"))?;
     let pid = child.id().unwrap_or(0);
     let scope = match bus {
         Some(conn) if pid > 0 => into_scope(conn, w, pid).await,
         _ => None,
     };
-    // Let the probe exec.
-    let _ = nix::unistd::write(&gate_w, b"x");
-    drop(gate_w);
+    // Let the probe exec; its stdin is then at end of file.
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(b"\n").await;
+    }
     let result = tokio::time::timeout(timeout, child.wait_with_output()).await;
     if result.is_err() && pid > 0 {
         // Timed out: the whole process group, not only the probe itself.

@@ -35,7 +35,7 @@ fn bad_values_and_files_change_nothing() {
     for (bad, expect) in [
         (
             "version: \"1\"\nname: tx\nservices:\n  a:\n    execute: {type: shell, command: sleep infinity, working_dir: \"/tmp\\\\\"}\n    gpu: true\n".to_owned(),
-            "/root/tx.yaml:5:73: services.a.execute.working_dir: path must not end with a backslash",
+            "/root/tx.yaml:5:66: services.a.execute.working_dir: path must not end with a backslash",
         ),
         (
             recipe("\"sleep\\0 infinity\""),
@@ -207,7 +207,7 @@ services:
     c.wait_for("3 probe rounds", T, || {
         t0.elapsed() > Duration::from_secs(3)
     });
-    let left = c.sh("pgrep -f 'sleep 1000'");
+    let left = c.sh("pgrep -f '^sleep 1000$'");
     assert!(
         !left.status.success(),
         "probe children leaked: {}",
