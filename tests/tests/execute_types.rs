@@ -86,8 +86,11 @@ services:
     assert_eq!(ros["ROS_DISTRO"], "humble");
     assert_eq!(ros["ROS_DOMAIN_ID"], "42");
     // docker: a named --rm container, relative volume resolved, environment passed.
-    c.wait_for("docker stand-in record", T, || {
-        c.path("/run/docker-standin.log").exists()
+    // The `rm` line comes first and `run` follows from another process: wait for
+    // both complete lines, not for the file to exist (that raced the second write).
+    c.wait_for("docker stand-in records of rm and run", T, || {
+        std::fs::read_to_string(c.path("/run/docker-standin.log"))
+            .is_ok_and(|l| l.matches('\n').count() >= 2)
     });
     let log = std::fs::read_to_string(c.path("/run/docker-standin.log")).unwrap();
     let entries: Vec<serde_json::Value> = log
