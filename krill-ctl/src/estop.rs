@@ -35,6 +35,8 @@ pub enum Error {
     Unknown(String, String),
     #[error(transparent)]
     Bus(#[from] bus::Error),
+    #[error("emergency stop failed: {0}")]
+    Fallback(String),
 }
 
 /// Stops `name`, or every workspace systemd has loaded.
@@ -49,7 +51,7 @@ pub fn run(name: Option<&str>, reason: &str) -> Result<Report, Error> {
         skipped_recipes: Loaded::read().rejected,
         ..Report::default()
     };
-    bus::with_system(|conn| async move {
+    let via_bus = bus::with_system(|conn| async move {
         let loaded = bus::loaded_workspaces(&conn).await?;
         let names = match name {
             Some(n) if loaded.iter().any(|l| l == n) => vec![n.to_owned()],
@@ -76,5 +78,26 @@ pub fn run(name: Option<&str>, reason: &str) -> Result<Report, Error> {
             }
         }
         Ok(report)
-    })
+    });
+    match via_bus {
+        // Without the system bus, systemd's private socket (systemctl) still works:
+        // stop every loaded workspace target and slice by pattern.
+        Err(Error::Bus(e)) => {
+            let (t, s) = match name {
+                Some(n) => (krill::plan::names::target(n), krill::plan::names::slice(n)),
+                None => ("krill-*.target".to_owned(), "krill-*.slice".to_owned()),
+            };
+            crate::systemctl::run(&["stop", "--no-block", "--", &t, &s])
+                .map_err(|se| Error::Fallback(format!("D-Bus: {e}; systemctl: {se}")))?;
+            Ok(Report {
+                stopped: vec![Stopped {
+                    workspace: name.unwrap_or("every loaded workspace").to_owned(),
+                    via: "systemctl (system bus not reachable)",
+                }],
+                skipped_recipes: Loaded::read().rejected,
+                ..Report::default()
+            })
+        }
+        other => other,
+    }
 }

@@ -176,9 +176,21 @@ pub fn cascade(units: &[String], reason: &str) -> Result<Vec<String>, systemctl:
 /// (every process of the workspace). Members that then fail while stopping (SIGKILL
 /// after stop_timeout) are not escalated: their handlers find the target no longer
 /// active.
-pub fn emergency_stop(target: &str) -> Result<(), crate::bus::Error> {
+///
+/// If the system bus is down, `systemctl` does the same through systemd's private
+/// socket: an emergency stop must not depend on dbus-daemon.
+pub fn emergency_stop(target: &str) -> Result<(), Error> {
     let ws = workspace_of(target).to_owned();
-    crate::bus::with_system(|conn| async move { crate::bus::stop_workspace(&conn, &ws).await })
+    let w = ws.clone();
+    match crate::bus::with_system(|conn| async move { crate::bus::stop_workspace(&conn, &w).await })
+    {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            let slice = krill::plan::names::slice(&ws);
+            systemctl::run(&["stop", "--no-block", "--", target, &slice])?;
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

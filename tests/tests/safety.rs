@@ -108,6 +108,20 @@ fn estop_and_status_are_not_blinded_by_bad_recipes() {
     });
     let st = c.ok("krill status two");
     assert!(st.contains("EMERGENCY STOP: all stop"), "{st}");
+    // Without the system bus (dbus-daemon stopped), through systemd's private socket.
+    c.ok("systemctl start krill-two.target");
+    c.wait_state("krill-two-top.service", "active/running", T);
+    c.ok("systemctl stop dbus.socket dbus.service");
+    let o = c.sh("krill estop");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("system bus not reachable"),
+        "{}",
+        text(&o)
+    );
+    c.wait_for("workspace two stopped without D-Bus", T, || {
+        c.cgroup_pids("krill.slice/krill-two.slice").is_empty()
+    });
 }
 
 /// Item 2: a `restart: never` critical service killed by a stray SIGTERM triggers the
