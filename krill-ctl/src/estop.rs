@@ -47,8 +47,9 @@ pub fn run(name: Option<&str>, reason: &str) -> Result<Report, Error> {
         }
     }
     let reason = krill::status::printable(reason);
+    let skipped = Loaded::read().rejected;
     let mut report = Report {
-        skipped_recipes: Loaded::read().rejected,
+        skipped_recipes: skipped.clone(),
         ..Report::default()
     };
     let via_bus = bus::with_system(|conn| async move {
@@ -94,7 +95,7 @@ pub fn run(name: Option<&str>, reason: &str) -> Result<Report, Error> {
                     workspace: name.unwrap_or("every loaded workspace").to_owned(),
                     via: "systemctl (system bus not reachable)",
                 }],
-                skipped_recipes: Loaded::read().rejected,
+                skipped_recipes: skipped,
                 ..Report::default()
             })
         }

@@ -61,12 +61,6 @@ fn units(plan: &Plan) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The installed plan of a workspace, if any (from the generator's search path).
-pub fn installed(ws: &str) -> Option<Plan> {
-    let found = generator::discover(&generator::recipe_path());
-    found.get(ws).and_then(|p| krill::compile(p).ok())
-}
-
 /// The units of workspace `ws` as systemd loaded them at its latest reload: the
 /// generator's output files, whatever the recipe files say now.
 pub fn loaded_units(ws: &str) -> BTreeMap<String, String> {

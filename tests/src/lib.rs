@@ -358,6 +358,13 @@ impl Container {
         }
     }
 
+    /// An observation window: lets `d` pass so that what must *not* happen (a
+    /// restart, a kill) would have happened; the caller's assertions follow. Never
+    /// used to wait for something that should happen (use [`Container::wait_for`]).
+    pub fn observe_for(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+
     /// Waits until `unit` is in `state` (`active/running`, `failed/failed`, ...).
     pub fn wait_state(&self, unit: &str, state: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;

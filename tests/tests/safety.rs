@@ -291,10 +291,7 @@ time.sleep(30)
     c.wait_for("refusals counted", T, || {
         stats(&c)["refused_connections"].as_u64() >= Some(5000)
     });
-    let t0 = std::time::Instant::now();
-    c.wait_for("3 s under flood", T, || {
-        t0.elapsed() > Duration::from_secs(3)
-    });
+    c.observe_for(Duration::from_secs(3));
     assert_eq!(c.num("krill-fl-beat.service", "NRestarts"), 0);
     assert_eq!(c.num("krill-fl-beat.service", "MainPID"), beat_pid);
     assert_eq!(c.num("krill-supervisor.service", "NRestarts"), 0);
@@ -437,8 +434,7 @@ services:
     );
     c.ok("systemctl daemon-reload");
     let pid = c.num("krill-a-b-c.service", "MainPID");
-    let t0 = std::time::Instant::now();
-    c.wait_for("3 timeouts", T, || t0.elapsed() > Duration::from_secs(3));
+    c.observe_for(Duration::from_secs(3));
     assert_eq!(c.num("krill-a-b-c.service", "NRestarts"), 0);
     assert_eq!(c.num("krill-a-b-c.service", "MainPID"), pid);
     assert_eq!(health(&c, "a", "b-c"), "healthy");
