@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use krill::bus::SupervisorProxy;
+use krill::runtime::bus::SupervisorProxy;
 
 /// How long the CLI waits for krill-supervisor before it acts through systemd itself.
 pub const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(2);
@@ -64,7 +64,8 @@ pub async fn supervisor_estop(
 
 /// Whether systemd has a job queued or running for `unit` (a stop, say).
 pub async fn has_job(conn: &zbus::Connection, unit: &str) -> Result<bool, Error> {
-    let props = krill::bus::unit_properties(conn, &krill::bus::unit_path(unit)).await?;
+    let props =
+        krill::runtime::bus::unit_properties(conn, &krill::runtime::bus::unit_path(unit)).await?;
     let v = props
         .get(
             zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.systemd1.Unit"),
@@ -78,10 +79,10 @@ pub async fn has_job(conn: &zbus::Connection, unit: &str) -> Result<bool, Error>
 
 /// The workspaces whose target systemd has loaded.
 pub async fn loaded_workspaces(conn: &zbus::Connection) -> Result<Vec<String>, Error> {
-    Ok(krill::bus::loaded_workspaces(conn).await?)
+    Ok(krill::runtime::bus::loaded_workspaces(conn).await?)
 }
 
 /// Stops workspace `ws` through systemd (target and slice).
 pub async fn stop_workspace(conn: &zbus::Connection, ws: &str) -> Result<(), Error> {
-    Ok(krill::bus::stop_workspace(conn, ws).await?)
+    Ok(krill::runtime::bus::stop_workspace(conn, ws).await?)
 }

@@ -3,8 +3,8 @@
 //! files, so a broken, colliding or half-edited recipe cannot blind it. Recipes the
 //! generator skipped are reported beside the result.
 
-use krill::manifest::Loaded;
-use krill::records::Records;
+use krill::runtime::manifest::Loaded;
+use krill::runtime::records::Records;
 
 use crate::bus;
 
@@ -23,7 +23,7 @@ pub struct Report {
     /// (workspace, why it could not be stopped)
     pub failed: Vec<(String, String)>,
     /// Recipes the generator skipped at the latest reload (not running as such).
-    pub skipped_recipes: Vec<krill::manifest::Rejected>,
+    pub skipped_recipes: Vec<krill::runtime::manifest::Rejected>,
 }
 
 /// Why the emergency stop could not even start.
@@ -42,11 +42,11 @@ pub enum Error {
 /// Stops `name`, or every workspace systemd has loaded.
 pub fn run(name: Option<&str>, reason: &str) -> Result<Report, Error> {
     if let Some(n) = name {
-        if !krill::recipe::valid_name(n) {
+        if !krill::runtime::names::valid_name(n) {
             return Err(Error::BadName(n.to_owned()));
         }
     }
-    let reason = krill::status::printable(reason);
+    let reason = krill::runtime::status::printable(reason);
     let skipped = Loaded::read().rejected;
     let mut report = Report {
         skipped_recipes: skipped.clone(),
@@ -85,7 +85,10 @@ pub fn run(name: Option<&str>, reason: &str) -> Result<Report, Error> {
         // stop every loaded workspace target and slice by pattern.
         Err(Error::Bus(e)) => {
             let (t, s) = match name {
-                Some(n) => (krill::plan::names::target(n), krill::plan::names::slice(n)),
+                Some(n) => (
+                    krill::runtime::names::target(n),
+                    krill::runtime::names::slice(n),
+                ),
                 None => ("krill-*.target".to_owned(), "krill-*.slice".to_owned()),
             };
             crate::systemctl::run(&["stop", "--no-block", "--", &t, &s])

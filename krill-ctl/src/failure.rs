@@ -13,7 +13,7 @@
 //! 6. Critical (S5): emergency stop: record why, stop the workspace target (every
 //!    member is `PartOf=` it; dependents stop before dependencies by `After=` order).
 
-use krill::records::Records;
+use krill::runtime::records::Records;
 
 use crate::systemctl;
 
@@ -186,7 +186,7 @@ pub fn emergency_stop(target: &str) -> Result<(), Error> {
     {
         Ok(()) => Ok(()),
         Err(_) => {
-            let slice = krill::plan::names::slice(&ws);
+            let slice = krill::runtime::names::slice(&ws);
             systemctl::run(&["stop", "--no-block", "--", target, &slice])?;
             Ok(())
         }

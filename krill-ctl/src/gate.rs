@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use krill::records::Records;
+use krill::runtime::records::Records;
 
 use crate::systemctl;
 

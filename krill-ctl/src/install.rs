@@ -9,16 +9,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use krill::generator::{self, DEFAULT_ENABLED_DIR};
-use krill::plan::{self, Plan};
-use krill::records::Records;
-use krill::render::render_plan;
+use krill::compile::plan::{self, Plan};
+use krill::compile::render::render_plan;
+use krill::runtime::files::write_durable;
+use krill::runtime::installed::{discover, recipe_path, DEFAULT_ENABLED_DIR, DEFAULT_RECIPE_PATH};
+use krill::runtime::records::Records;
 use krill::{Recipe, RecipeError};
 
 use crate::systemctl;
 
 /// Where `install` writes recipes: the first (highest-precedence) default directory.
-pub const INSTALL_DIR: &str = generator::DEFAULT_RECIPE_PATH[0];
+pub const INSTALL_DIR: &str = DEFAULT_RECIPE_PATH[0];
 
 /// Why an install-family command failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +65,13 @@ fn units(plan: &Plan) -> BTreeMap<String, String> {
 /// The units of workspace `ws` as systemd loaded them at its latest reload: the
 /// generator's output files, whatever the recipe files say now.
 pub fn loaded_units(ws: &str) -> BTreeMap<String, String> {
-    let Some(m) = krill::manifest::Loaded::read().workspaces.remove(ws) else {
+    let Some(m) = krill::runtime::manifest::Loaded::read()
+        .workspaces
+        .remove(ws)
+    else {
         return BTreeMap::new();
     };
-    let dir = krill::manifest::generator_dir();
+    let dir = krill::runtime::manifest::generator_dir();
     std::iter::once(m.target.clone())
         .chain(std::iter::once(m.slice.clone()))
         .chain(m.services.iter().map(|s| s.unit.clone()))
@@ -146,9 +150,9 @@ pub fn prepare(file: &Path) -> Result<(Plan, String), Error> {
     // Re-validate exactly what will be written, as the generator will read it, and
     // render it: the generator would refuse a unit that systemd would misread.
     let plan = Plan::new(Recipe::parse(&text, &target)?)?;
-    generator::render_checked(&plan)
+    krill::compile::render::render_checked(&plan)
         .map_err(|e| Error::Refused(format!("{}: {e}", file.display())))?;
-    let others: Vec<Plan> = generator::discover(&generator::recipe_path())
+    let others: Vec<Plan> = discover(&recipe_path())
         .into_iter()
         .filter(|(ws, _)| ws != plan.workspace())
         .filter_map(|(_, p)| krill::compile(&p).ok())
@@ -241,16 +245,16 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let dest = dir.join(format!("{ws}.yaml"));
     let backup = std::fs::read(&dest).ok();
-    generator::write_durable(dir, &format!("{ws}.yaml"), text.as_bytes()).map_err(io(&dest))?;
+    write_durable(dir, &format!("{ws}.yaml"), text.as_bytes()).map_err(io(&dest))?;
     if opts.enable {
         let en = Path::new(DEFAULT_ENABLED_DIR);
         std::fs::create_dir_all(en).map_err(io(en))?;
-        generator::write_durable(en, &ws, b"").map_err(io(&en.join(&ws)))?;
+        write_durable(en, &ws, b"").map_err(io(&en.join(&ws)))?;
     }
     crash_point("after-write");
     let rollback = |why: String| -> Error {
         let restored = match &backup {
-            Some(b) => generator::write_durable(dir, &format!("{ws}.yaml"), b),
+            Some(b) => write_durable(dir, &format!("{ws}.yaml"), b),
             None => std::fs::remove_file(&dest),
         };
         let reloaded = systemctl::run(&["daemon-reload"]);
@@ -326,7 +330,7 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
 
 /// `krill-ctl uninstall NAME`: stop everything, then remove the recipe.
 pub fn uninstall(ws: &str) -> Result<(), Error> {
-    let found = generator::discover(&generator::recipe_path());
+    let found = discover(&recipe_path());
     let Some(path) = found.get(ws) else {
         return Err(Error::Refused(format!("no workspace {ws:?} is installed")));
     };
@@ -337,7 +341,7 @@ pub fn uninstall(ws: &str) -> Result<(), Error> {
         )));
     }
     let plan = krill::compile(path).ok();
-    let target = plan::names::target(ws);
+    let target = krill::runtime::names::target(ws);
     systemctl::run(&["stop", "--", &target])?;
     if let Some(p) = &plan {
         let mut args = vec!["stop".to_owned(), "--".to_owned()];
@@ -361,7 +365,7 @@ pub fn start(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
     let mut reset = vec!["reset-failed".to_owned(), "--".to_owned()];
     reset.extend(plan.all_units());
     let _ = systemctl::run(&reset);
-    krill::records::Records::default().remove("estop", plan.workspace());
+    krill::runtime::records::Records::default().remove("estop", plan.workspace());
     let unit = match service {
         Some(s) => service_unit(plan, s)?,
         None => plan.target.clone(),
@@ -393,7 +397,7 @@ pub fn restart(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
     let mut reset = vec!["reset-failed".to_owned(), "--".to_owned()];
     reset.extend(plan.all_units());
     let _ = systemctl::run(&reset);
-    krill::records::Records::default().remove("estop", plan.workspace());
+    krill::runtime::records::Records::default().remove("estop", plan.workspace());
     match service {
         Some(s) => systemctl::run(&["restart", "--no-block", "--", &service_unit(plan, s)?])?,
         None => {

@@ -9,6 +9,7 @@ pub mod estop;
 pub mod exited;
 pub mod failure;
 pub mod gate;
+pub mod gpu;
 pub mod install;
 pub mod status;
 pub mod systemctl;

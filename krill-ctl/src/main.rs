@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use krill::generator;
+use krill::runtime::installed::{discover, recipe_path};
 use krill_ctl::{estop, exited, failure, gate, install, status};
 
 #[derive(Parser)]
@@ -83,7 +83,7 @@ fn load(name: &str) -> Result<(krill::Plan, Option<String>), String> {
         Some((w, s)) => (w, Some(s.to_owned())),
         None => (name, None),
     };
-    let found = generator::discover(&generator::recipe_path());
+    let found = discover(&recipe_path());
     let path = found.get(ws).ok_or_else(|| {
         format!(
             "no workspace {ws:?} is installed (installed: {})",
@@ -95,12 +95,12 @@ fn load(name: &str) -> Result<(krill::Plan, Option<String>), String> {
 }
 
 /// Recipes the generator skipped, on stderr beside a command's result.
-fn report_skipped(skipped: &[krill::manifest::Rejected]) {
+fn report_skipped(skipped: &[krill::runtime::manifest::Rejected]) {
     for r in skipped {
         eprintln!(
             "warning: recipe {} is not loaded (systemd keeps what it had): {}",
             r.file.display(),
-            krill::status::printable(&r.error)
+            krill::runtime::status::printable(&r.error)
         );
     }
 }
@@ -125,7 +125,7 @@ fn run(cli: Cli) -> Result<u8, String> {
                 Ok(1)
             }
         },
-        Cmd::Render { file } => Ok(generator::dry_run(
+        Cmd::Render { file } => Ok(krill::compile::dry_run(
             &[file],
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
@@ -210,7 +210,7 @@ fn run(cli: Cli) -> Result<u8, String> {
                 println!(
                     "emergency stop of workspace {}: {} (via {})",
                     s.workspace,
-                    krill::status::printable(&reason),
+                    krill::runtime::status::printable(&reason),
                     s.via
                 );
             }
@@ -320,7 +320,7 @@ fn run(cli: Cli) -> Result<u8, String> {
                 }
             }
         }
-        Cmd::GpuCheck { unit } => match krill::gpu::probe(&krill::gpu::root()) {
+        Cmd::GpuCheck { unit } => match krill_ctl::gpu::probe(&krill_ctl::gpu::root()) {
             Ok(f) => {
                 println!("GPU found: {} ({})", f.vendor, f.device.display());
                 Ok(0)

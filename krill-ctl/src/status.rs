@@ -1,9 +1,9 @@
 //! `krill-ctl status`: what systemd and krill's runtime records say about each
 //! service. Works with or without the supervisor.
 
-use krill::manifest::{Loaded, Manifest, Rejected};
-use krill::records::Records;
-pub use krill::status::{
+use krill::runtime::manifest::{Loaded, Manifest, Rejected};
+use krill::runtime::records::Records;
+pub use krill::runtime::status::{
     render_json, render_table, restarts, uptime_s, ServiceStatus, WorkspaceStatus,
 };
 

@@ -1,11 +1,13 @@
 //! `krill-gen`: the systemd generator (`krill-gen NORMAL_DIR [EARLY_DIR LATE_DIR]`) and
-//! a dry run (`krill-gen --dry-run RECIPE...`). See [`krill::generator`].
+//! a dry run (`krill-gen --dry-run RECIPE...`). See [`generator`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use krill::generator;
-use krill::syslog::{Logger, Priority};
+mod generator;
+mod syslog;
+
+use syslog::{Logger, Priority};
 
 const USAGE: &str =
     "usage: krill-gen NORMAL_DIR [EARLY_DIR LATE_DIR]\n       krill-gen --dry-run RECIPE...";
@@ -15,7 +17,7 @@ fn main() -> ExitCode {
     let code = match args.first().map(String::as_str) {
         Some("--dry-run") if args.len() > 1 => {
             let recipes: Vec<PathBuf> = args[1..].iter().map(PathBuf::from).collect();
-            generator::dry_run(
+            krill::compile::dry_run(
                 &recipes,
                 &mut std::io::stdout().lock(),
                 &mut std::io::stderr().lock(),

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use krill::status::{render_json, restarts, uptime_s, ServiceStatus, WorkspaceStatus};
+use krill::runtime::status::{render_json, restarts, uptime_s, ServiceStatus, WorkspaceStatus};
 use zbus::object_server::SignalEmitter;
 
 use crate::daemon::Ctx;
@@ -20,7 +20,7 @@ pub struct Api {
     pub ctx: Arc<Ctx>,
 }
 
-pub use krill::bus::{SUPERVISOR_NAME as NAME, SUPERVISOR_PATH as PATH};
+pub use krill::runtime::bus::{SUPERVISOR_NAME as NAME, SUPERVISOR_PATH as PATH};
 
 #[zbus::interface(name = "org.krill.Supervisor1")]
 impl Api {
@@ -104,15 +104,15 @@ impl Api {
     /// what systemd has loaded, so it works for a workspace the supervisor does not
     /// watch (its recipe was skipped or broken since).
     async fn emergency_stop(&self, workspace: &str, reason: &str) -> zbus::fdo::Result<()> {
-        if !krill::recipe::valid_name(workspace) {
+        if !krill::runtime::names::valid_name(workspace) {
             return Err(zbus::fdo::Error::InvalidArgs(format!(
                 "invalid workspace name {workspace:?}"
             )));
         }
-        let reason = krill::status::printable(reason);
+        let reason = krill::runtime::status::printable(reason);
         tracing::warn!("EMERGENCY STOP of workspace {workspace}: {reason}");
         self.ctx.sup().records.record_estop(workspace, &reason);
-        krill::bus::stop_workspace(&self.ctx.conn, workspace)
+        krill::runtime::bus::stop_workspace(&self.ctx.conn, workspace)
             .await
             .map_err(|e| zbus::fdo::Error::Failed(format!("stopping workspace {workspace}: {e}")))
     }

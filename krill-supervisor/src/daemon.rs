@@ -17,8 +17,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 use zbus::zvariant::OwnedObjectPath;
 
-use krill::records::Records;
-use krill::render::RELAY_INTERVAL;
+use krill::runtime::records::Records;
+use krill::runtime::timing::RELAY_INTERVAL;
 
 use crate::api::{Api, NAME, PATH};
 use crate::auth;
@@ -266,7 +266,7 @@ async fn timer_loop(ctx: Arc<Ctx>) {
 async fn run_probe(
     ctx: Arc<Ctx>,
     unit: String,
-    check: krill::recipe::HealthCheck,
+    check: krill::runtime::check::HealthCheck,
     watched: health::Watched,
 ) {
     let inv = ctx

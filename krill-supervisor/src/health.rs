@@ -15,10 +15,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use krill::records::Records;
+use krill::runtime::records::Records;
 use std::time::{Duration, Instant};
 
-use krill::recipe::HealthCheck;
+use krill::runtime::check::HealthCheck;
 
 use crate::protocol::{Heartbeat, Status};
 use crate::systemd::UnitState;
@@ -31,9 +31,8 @@ pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Consecutive failed probes that make a service unhealthy.
 pub const FAILURE_THRESHOLD: u32 = 3;
-/// Grace after a start before probe failures count (matches `krill-healthy@`'s
-/// TimeoutStartSec).
-pub const START_PERIOD: Duration = Duration::from_secs(60);
+/// Grace after a start before probe failures count.
+pub use krill::runtime::timing::HEALTHY_START_PERIOD as START_PERIOD;
 
 /// A service the supervisor watches, as the generator produced it.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,11 +54,11 @@ pub struct Watched {
 /// reload (its manifests), by unit. Recipes it skipped are not watched, and a recipe
 /// edited since is not re-read: the supervisor watches exactly what systemd has.
 pub fn load_config() -> BTreeMap<String, Watched> {
-    config_of(&krill::manifest::Loaded::read())
+    config_of(&krill::runtime::manifest::Loaded::read())
 }
 
 /// [`load_config`] of given manifests.
-pub fn config_of(loaded: &krill::manifest::Loaded) -> BTreeMap<String, Watched> {
+pub fn config_of(loaded: &krill::runtime::manifest::Loaded) -> BTreeMap<String, Watched> {
     let mut out = BTreeMap::new();
     for m in loaded.workspaces.values() {
         for s in &m.services {
@@ -350,7 +349,7 @@ impl Supervisor {
                 Status::Healthy => (Health::Healthy, String::new()),
                 Status::Degraded => (
                     Health::Degraded,
-                    krill::status::printable(hb.reason().unwrap_or("degraded")),
+                    krill::runtime::status::printable(hb.reason().unwrap_or("degraded")),
                 ),
             };
             t.pass(&self.records);
@@ -361,7 +360,7 @@ impl Supervisor {
                 changed = true;
             }
         } else if hb.status == Status::Degraded {
-            let reason = krill::status::printable(hb.reason().unwrap_or("degraded"));
+            let reason = krill::runtime::status::printable(hb.reason().unwrap_or("degraded"));
             if t.reason != reason {
                 t.reason = reason;
                 changed = true;

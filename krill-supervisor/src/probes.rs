@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use krill::recipe::HealthCheck;
+use krill::runtime::check::HealthCheck;
 
 use crate::health::{Watched, DEFAULT_PROBE_TIMEOUT, DEFAULT_SCRIPT_TIMEOUT};
 
@@ -122,7 +122,7 @@ pub async fn script(
         );
     }
     if let (Some(conn), Some(scope)) = (bus, &scope) {
-        if let Ok(m) = krill::bus::ManagerProxy::new(conn).await {
+        if let Ok(m) = krill::runtime::bus::ManagerProxy::new(conn).await {
             let _ = m.stop_unit(scope, "replace").await;
         }
     }
@@ -149,7 +149,7 @@ async fn into_scope(conn: &zbus::Connection, w: &Watched, pid: u32) -> Option<St
         .nth(1)
         .unwrap_or("krill.slice")
         .to_owned();
-    let m = krill::bus::ManagerProxy::new(conn).await.ok()?;
+    let m = krill::runtime::bus::ManagerProxy::new(conn).await.ok()?;
     let desc = format!("krill: health probe of {}", w.unit);
     let props: Vec<(&str, Value<'_>)> = vec![
         ("PIDs", Value::from(vec![pid])),

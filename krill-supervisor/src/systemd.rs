@@ -2,7 +2,9 @@
 
 use zbus::zvariant::OwnedObjectPath;
 
-pub use krill::bus::{unit_of_path, unit_path, unit_properties as properties, ManagerProxy};
+pub use krill::runtime::bus::{
+    unit_of_path, unit_path, unit_properties as properties, ManagerProxy,
+};
 
 /// A unit's state as the supervisor needs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

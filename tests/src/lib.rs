@@ -113,8 +113,15 @@ fn check_fresh_binaries() {
         t
     }
     for (bin, srcs) in [
-        ("krill-gen", &["krill-gen/src", "krill-gen/templates"][..]),
-        ("krill-ctl", &["krill-ctl/src", "krill-gen/src"][..]),
+        (
+            "krill-gen",
+            &["krill-gen/src", "krill/src", "krill/templates"][..],
+        ),
+        ("krill-ctl", &["krill-ctl/src", "krill/src"][..]),
+        (
+            "krill-supervisor",
+            &["krill-supervisor/src", "krill/src"][..],
+        ),
     ] {
         let built = std::fs::metadata(bindir().join(bin))
             .and_then(|m| m.modified())

@@ -2,7 +2,7 @@
 //!
 //! These structs mirror the YAML of the configuration guide field by field and reject
 //! unknown fields. Values that need checking (names, durations, commands, enums) are
-//! kept as spanned strings so that [`crate::recipe`] can report *every* problem with
+//! kept as spanned strings so that [`crate::compile::recipe`] can report *every* problem with
 //! its line and column, instead of stopping at the first one.
 //!
 //! `execute` and `health_check` are flat structs with a `type` field rather than
@@ -13,6 +13,9 @@ use indexmap::IndexMap;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+
+use crate::compile::recipe::ExecuteKind;
+use crate::runtime::check::HealthKind;
 
 /// A string with the location it was read from.
 pub type SString = Spanned<String>;
@@ -217,26 +220,36 @@ impl<'de> Deserialize<'de> for RawDependency {
 
 // ---- JSON schema helpers (schemas/krill.schema.json is generated from these types) ----
 
-/// Execute types.
-#[derive(schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum ExecuteType {
-    Pixi,
-    Ros2,
-    Docker,
-    Shell,
+/// Execute types (the list is [`ExecuteKind::ALL`]).
+struct ExecuteType;
+
+impl schemars::JsonSchema for ExecuteType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ExecuteType".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Execute types.",
+            "type": "string",
+            "enum": ExecuteKind::ALL.map(ExecuteKind::as_str),
+        })
+    }
 }
 
-/// Health check types.
-#[derive(schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum HealthCheckType {
-    Heartbeat,
-    Tcp,
-    Http,
-    Script,
+/// Health check types (the list is [`HealthKind::ALL`]).
+struct HealthCheckType;
+
+impl schemars::JsonSchema for HealthCheckType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HealthCheckType".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Health check types.",
+            "type": "string",
+            "enum": HealthKind::ALL.map(HealthKind::as_str),
+        })
+    }
 }
 
 /// A TCP port.

@@ -5,7 +5,7 @@
 fn published_schema_matches_the_rust_types() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/krill.schema.json");
-    let generated = krill::raw::schema();
+    let generated = krill::compile::raw::schema();
     if std::env::var_os("KRILL_BLESS").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }

@@ -13,9 +13,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::plan::Plan;
-use crate::recipe::{Execute, HealthCheck};
-use crate::render::KRILL_SOCKET;
+use crate::runtime::check::HealthCheck;
+use crate::runtime::files::write_atomic;
+use crate::runtime::names::Condition;
 
 /// Subdirectory of the generator's output directory that holds the manifests.
 pub const SUBDIR: &str = "krill";
@@ -49,9 +49,29 @@ pub struct ManifestService {
     /// `KRILL_WORKSPACE`, `KRILL_SERVICE`, `KRILL_SOCKET`).
     pub env: Vec<(String, String)>,
     pub working_dir: PathBuf,
+    /// The program whose absence means "executable not found" (`ros2`, `pixi`,
+    /// `docker`, or the shell command's program).
+    #[serde(default)]
+    pub program: String,
     /// 0 = unlimited.
     pub max_restarts: u32,
     pub critical: bool,
+    /// Checked for a usable GPU before every start.
+    #[serde(default)]
+    pub gpu: bool,
+    /// Its dependencies and the gates it waits on, in recipe order.
+    #[serde(default)]
+    pub waits_on: Vec<WaitsOn>,
+}
+
+/// One dependency of a service, as its gate implements it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WaitsOn {
+    /// The dependency's service name.
+    pub service: String,
+    pub condition: Condition,
+    /// The gate unit (`krill-started@…` or `krill-healthy@…`).
+    pub gate: String,
 }
 
 /// A recipe the generator skipped, and why.
@@ -62,53 +82,10 @@ pub struct Rejected {
 }
 
 impl Manifest {
-    /// The manifest of a plan.
-    pub fn of(plan: &Plan) -> Manifest {
-        let ws = plan.workspace();
-        let services = plan
-            .services
-            .iter()
-            .map(|s| {
-                let svc = &plan.recipe.services[&s.name];
-                ManifestService {
-                    name: s.name.clone(),
-                    unit: s.unit.clone(),
-                    check: svc.health_check.clone(),
-                    env: service_env(plan, &s.name),
-                    working_dir: match &svc.execute {
-                        Execute::Pixi { working_dir, .. }
-                        | Execute::Ros2 { working_dir, .. }
-                        | Execute::Shell { working_dir, .. } => working_dir.clone(),
-                        Execute::Docker { .. } => plan.recipe.base_dir.clone(),
-                    },
-                    max_restarts: svc.policy.max_restarts,
-                    critical: svc.critical,
-                }
-            })
-            .collect();
-        Manifest {
-            workspace: ws.to_owned(),
-            target: plan.target.clone(),
-            slice: plan.slice.clone(),
-            source: plan.recipe.source.clone(),
-            services,
-        }
-    }
-
     /// The service whose unit is `unit`.
     pub fn service_by_unit(&self, unit: &str) -> Option<&ManifestService> {
         self.services.iter().find(|s| s.unit == unit)
     }
-}
-
-/// The environment krill sets for service `name` of `plan`: the recipe's `env`, then
-/// `KRILL_WORKSPACE`, `KRILL_SERVICE` and `KRILL_SOCKET` (what SDKs read).
-pub fn service_env(plan: &Plan, name: &str) -> Vec<(String, String)> {
-    let mut env = plan.recipe.env.clone();
-    env.push(("KRILL_WORKSPACE".into(), plan.workspace().into()));
-    env.push(("KRILL_SERVICE".into(), name.into()));
-    env.push(("KRILL_SOCKET".into(), KRILL_SOCKET.into()));
-    env
 }
 
 /// The generator's output directory, where systemd loaded krill's units from:
@@ -124,18 +101,21 @@ pub fn dir() -> PathBuf {
     generator_dir().join(SUBDIR)
 }
 
-/// Writes the manifests of `plans` and the list of `rejected` recipes into
-/// `generator_dir/krill/`.
-pub fn write(generator_dir: &Path, plans: &[&Plan], rejected: &[Rejected]) -> std::io::Result<()> {
+/// Writes `manifests` and the list of `rejected` recipes into `generator_dir/krill/`.
+pub fn write(
+    generator_dir: &Path,
+    manifests: &[Manifest],
+    rejected: &[Rejected],
+) -> std::io::Result<()> {
     let dir = generator_dir.join(SUBDIR);
     std::fs::create_dir_all(&dir)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-    for p in plans {
-        let json = serde_json::to_vec(&Manifest::of(p)).map_err(std::io::Error::other)?;
-        crate::generator::write_atomic(&dir, &format!("{}.json", p.workspace()), &json)?;
+    for m in manifests {
+        let json = serde_json::to_vec(m).map_err(std::io::Error::other)?;
+        write_atomic(&dir, &format!("{}.json", m.workspace), &json)?;
     }
     let json = serde_json::to_vec(rejected).map_err(std::io::Error::other)?;
-    crate::generator::write_atomic(&dir, REJECTED_FILE, &json)
+    write_atomic(&dir, REJECTED_FILE, &json)
 }
 
 /// What systemd has loaded, as the generator described it at the latest reload.
@@ -202,37 +182,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn manifests_round_trip_and_describe_the_plan() {
+    fn manifests_round_trip() {
         let d = tempfile::tempdir().unwrap();
-        let recipe = d.path().join("ws.yaml");
-        std::fs::write(
-            &recipe,
-            "version: \"1\"\nname: ws\nenv: {A: b}\nservices:\n  a:\n    execute: {type: shell, command: /bin/true}\n    critical: true\n    health_check: {type: heartbeat, timeout: 2s}\n",
-        )
-        .unwrap();
-        let plan = crate::compile(&recipe).unwrap();
+        let m = Manifest {
+            workspace: "ws".into(),
+            target: "krill-ws.target".into(),
+            slice: "krill-ws.slice".into(),
+            source: "/etc/krill/recipes/ws.yaml".into(),
+            services: vec![ManifestService {
+                name: "a".into(),
+                unit: "krill-ws-a.service".into(),
+                check: None,
+                env: vec![("A".into(), "b".into())],
+                working_dir: "/".into(),
+                program: "/bin/true".into(),
+                max_restarts: 0,
+                critical: true,
+                gpu: false,
+                waits_on: vec![],
+            }],
+        };
         let rejected = vec![Rejected {
             file: "/etc/krill/recipes/bad.yaml".into(),
             error: "bad".into(),
         }];
-        write(d.path(), &[&plan], &rejected).unwrap();
+        write(d.path(), std::slice::from_ref(&m), &rejected).unwrap();
         let l = Loaded::read_from(&d.path().join(SUBDIR));
         assert_eq!(l.rejected, rejected);
-        let m = &l.workspaces["ws"];
-        assert_eq!(m, &Manifest::of(&plan));
-        assert_eq!(m.target, "krill-ws.target");
-        let a = m.service_by_unit("krill-ws-a.service").unwrap();
-        assert!(a.critical);
-        assert_eq!(
-            a.check,
-            Some(HealthCheck::Heartbeat {
-                timeout: std::time::Duration::from_secs(2)
-            })
-        );
-        assert_eq!(a.env[0], ("A".into(), "b".into()));
-        assert!(a
-            .env
-            .contains(&("KRILL_SOCKET".into(), KRILL_SOCKET.into())));
+        assert_eq!(l.workspaces["ws"], m);
+        assert!(l.workspaces["ws"]
+            .service_by_unit("krill-ws-a.service")
+            .is_some_and(|a| a.critical));
     }
 
     #[test]

@@ -26,43 +26,19 @@
 //! has loaded.
 //!
 //! Names within one recipe cannot collide (service names are unique and have no
-//! `@`). Dashes make names readable (`systemctl status krill-robot-lidar`) but allow
-//! collisions *across* workspaces (`a-b`/`c` and `a`/`b-c`), which
-//! [`check_conflicts`] rejects.
+//! `@`); across workspaces, [`check_conflicts`] finds collisions. The names
+//! themselves are [`crate::runtime::names`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::Dfs;
 
-use crate::error::{Diagnostic, Pos, RecipeError};
-use crate::recipe::{Condition, Recipe};
-
-/// Unit names of a workspace.
-pub mod names {
-    use crate::recipe::Condition;
-
-    pub fn target(ws: &str) -> String {
-        format!("krill-{ws}.target")
-    }
-    /// The slice, with `-` in the workspace name escaped so that `krill-a-b` is not a
-    /// child of `krill-a`.
-    pub fn slice(ws: &str) -> String {
-        format!("krill-{}.slice", ws.replace('-', "\\x2d"))
-    }
-    pub fn service(ws: &str, s: &str) -> String {
-        format!("krill-{ws}-{s}.service")
-    }
-    /// The gate instance for `c` on service `s`.
-    pub fn gate(ws: &str, s: &str, c: Condition) -> String {
-        format!("krill-{}@krill-{ws}-{s}.service", c.as_str())
-    }
-    /// The failure handler instance of service `s`.
-    pub fn on_failure(ws: &str, s: &str, critical: bool) -> String {
-        let kind = if critical { "estop" } else { "cascade" };
-        format!("krill-{kind}@krill-{ws}-{s}.service")
-    }
-}
+use crate::compile::error::{Pos, RecipeError};
+use crate::compile::exec::{self, ExecPlan};
+use crate::compile::recipe::{cycle_diagnostic, topological_order, Recipe};
+use crate::runtime::manifest::{Manifest, ManifestService, WaitsOn};
+use crate::runtime::names::{self, Condition};
 
 /// A service as placed in the plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +59,8 @@ pub struct PlannedService {
     pub on_failure: Option<String>,
     /// DAG layer: 0 for services without dependencies.
     pub layer: usize,
+    /// How it runs: command lines, environment, timeouts, restart settings.
+    pub exec: ExecPlan,
 }
 
 /// The compiled form of a recipe.
@@ -112,14 +90,14 @@ impl Plan {
                 graph.add_edge(idx[d.name.as_str()], idx[name.as_str()], d.condition);
             }
         }
-        let order = petgraph::algo::toposort(&graph, None).map_err(|c| RecipeError::Invalid {
-            file: recipe.source.display().to_string(),
-            diagnostics: vec![Diagnostic::new(
-                Pos::default(),
-                "services",
-                format!("dependency cycle through {:?}", graph[c.node_id()]),
-            )],
-        })?;
+        let order: Vec<NodeIndex> = topological_order(&recipe.services)
+            .map_err(|cycle| RecipeError::Invalid {
+                file: recipe.source.display().to_string(),
+                diagnostics: vec![cycle_diagnostic(Pos::default(), &cycle)],
+            })?
+            .iter()
+            .map(|n| idx[n.as_str()])
+            .collect();
         let mut layer: BTreeMap<NodeIndex, usize> = BTreeMap::new();
         for n in &order {
             let l = graph
@@ -170,8 +148,10 @@ impl Plan {
             dependents.dedup();
             let on_failure = (s.critical || !dependents.is_empty())
                 .then(|| names::on_failure(&ws, &name, s.critical));
+            let unit = names::service(&ws, &name);
             services.push(PlannedService {
-                unit: names::service(&ws, &name),
+                exec: exec::plan(&recipe, s, &unit),
+                unit,
                 name,
                 waits_on,
                 after,
@@ -192,6 +172,42 @@ impl Plan {
         Ok(plan)
     }
 
+    /// What the generator hands to the programs that act at runtime.
+    pub fn manifest(&self) -> Manifest {
+        let services = self
+            .services
+            .iter()
+            .map(|s| ManifestService {
+                name: s.name.clone(),
+                unit: s.unit.clone(),
+                check: s.exec.check.clone(),
+                env: s.exec.env.clone(),
+                working_dir: s.exec.working_dir.clone(),
+                program: s.exec.program.clone(),
+                max_restarts: s.exec.max_restarts,
+                critical: s.exec.critical,
+                gpu: s.exec.gpu,
+                waits_on: self.recipe.services[&s.name]
+                    .dependencies
+                    .iter()
+                    .map(|d| WaitsOn {
+                        service: d.name.clone(),
+                        condition: d.condition,
+                        gate: names::gate(self.workspace(), &d.name, d.condition),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Manifest {
+            workspace: self.workspace().to_owned(),
+            target: self.target.clone(),
+            slice: self.slice.clone(),
+            source: self.recipe.source.clone(),
+            services,
+        }
+    }
+
+    /// The workspace name.
     pub fn workspace(&self) -> &str {
         &self.recipe.name
     }
@@ -280,4 +296,34 @@ pub fn check_conflicts(plan: &Plan, others: &[&Plan]) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_manifest_describes_the_plan() {
+        let d = tempfile::tempdir().unwrap();
+        let recipe = d.path().join("ws.yaml");
+        std::fs::write(
+            &recipe,
+            "version: \"1\"\nname: ws\nenv: {A: b}\nservices:\n  a:\n    execute: {type: shell, command: /bin/true}\n    critical: true\n    health_check: {type: heartbeat, timeout: 2s}\n",
+        )
+        .unwrap();
+        let plan = crate::compile::compile(&recipe).unwrap();
+        let m = plan.manifest();
+        assert_eq!(m.target, "krill-ws.target");
+        let a = m.service_by_unit("krill-ws-a.service").unwrap();
+        assert!(a.critical);
+        assert_eq!(
+            a.check,
+            Some(crate::runtime::check::HealthCheck::Heartbeat {
+                timeout: std::time::Duration::from_secs(2)
+            })
+        );
+        assert_eq!(a.env[0], ("A".into(), "b".into()));
+        assert!(a.env.contains(&(
+            "KRILL_SOCKET".into(),
+            crate::runtime::paths::KRILL_SOCKET.into()
+        )));
+    }
 }

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use krill::render::render_plan;
+use krill::compile::render::render_plan;
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Property test (the fuzz target of the recipe path, on stable Rust): mutated
 //! example recipes and random YAML never make the parser, the validator, the planner
 //! or the renderer panic, and whatever is accepted renders units that systemd reads
-//! as written ([`krill::render::check_unit`]). Bounded: `PROPTEST_CASES` (default 2000
+//! as written ([`krill::compile::render::check_unit`]). Bounded: `PROPTEST_CASES` (default 2000
 //! per property), so CI runs it in seconds.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use proptest::prelude::*;
 fn seeds() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut v = vec![];
-    for dir in [root.join("examples"), root.join("krill-gen/tests/bad")] {
+    for dir in [root.join("examples"), root.join("krill/tests/bad")] {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "yaml") {
@@ -27,9 +27,9 @@ fn seeds() -> Vec<String> {
 fn exercise(text: &str) {
     if let Ok(r) = krill::Recipe::parse(text, Path::new("/etc/krill/recipes/fuzz.yaml")) {
         if let Ok(plan) = krill::Plan::new(r) {
-            if let Ok(units) = krill::generator::render_checked(&plan) {
+            if let Ok(units) = krill::compile::render::render_checked(&plan) {
                 for u in &units {
-                    krill::render::check_unit(u).unwrap();
+                    krill::compile::render::check_unit(u).unwrap();
                 }
             }
         }

@@ -137,8 +137,8 @@ pub async fn loaded_workspaces(conn: &zbus::Connection) -> zbus::Result<Vec<Stri
 /// queued at once; neither needs the recipe.
 pub async fn stop_workspace(conn: &zbus::Connection, ws: &str) -> zbus::Result<()> {
     let m = ManagerProxy::new(conn).await?;
-    let target = crate::plan::names::target(ws);
-    let slice = crate::plan::names::slice(ws);
+    let target = crate::runtime::names::target(ws);
+    let slice = crate::runtime::names::slice(ws);
     // StopUnit returns once the job is queued, so these two calls cost two round trips.
     m.stop_unit(&target, "replace").await?;
     match m.stop_unit(&slice, "replace").await {

@@ -21,13 +21,9 @@ pub struct Records {
 }
 
 impl Default for Records {
-    /// `KRILL_RUN_DIR` or `/run/krill`.
+    /// [`crate::runtime::paths::run_dir`]: `KRILL_RUN_DIR` or `/run/krill`.
     fn default() -> Self {
-        Records::at(
-            std::env::var_os("KRILL_RUN_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/run/krill")),
-        )
+        Records::at(crate::runtime::paths::run_dir())
     }
 }
 

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use common::compile_fixture;
-use krill::plan::Plan;
-use krill::recipe::Recipe;
-use krill::render::render_plan;
+use krill::compile::render::render_plan;
+use krill::Plan;
+use krill::Recipe;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")

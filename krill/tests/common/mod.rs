@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use krill::plan::Plan;
-use krill::recipe::Recipe;
+use krill::Plan;
+use krill::Recipe;
 
 /// Recipes are compiled as if installed here, so that paths in the output are stable.
 pub const FIXTURE_SOURCE_DIR: &str = "/srv/robot";

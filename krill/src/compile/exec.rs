@@ -1,0 +1,321 @@
+//! How a service runs: from a validated [`Service`] to the command lines, working
+//! directory, environment, timeouts and restart settings of its unit. One function
+//! per execute type and per setting; [`crate::compile::render`] only lays the result
+//! out as unit-file lines, and the generator's manifest hands the same values to
+//! krill-supervisor and `krill status`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::compile::recipe::{Execute, ExecuteKind, Policy, Recipe, Restart, Service};
+use crate::runtime::check::HealthCheck;
+use crate::runtime::paths::{KRILL_CTL, KRILL_SOCKET};
+use crate::runtime::timing::RELAY_INTERVAL;
+
+/// Everything about running one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecPlan {
+    pub kind: ExecuteKind,
+    /// The recipe's `env`, then `KRILL_WORKSPACE`, `KRILL_SERVICE`, `KRILL_SOCKET`.
+    pub env: Vec<(String, String)>,
+    /// Absolute.
+    pub working_dir: PathBuf,
+    /// `ExecStartPre=` commands, in order (GPU check, docker clean-up).
+    pub start_pre: Vec<Vec<String>>,
+    /// `ExecStart=`.
+    pub start: Vec<String>,
+    /// The program whose absence means "executable not found": `start[0]`, or the
+    /// program a wrapper (`bash -c 'source …; exec "$@"'`) runs.
+    pub program: String,
+    /// `ExecStop=`, if the execute type has a stop command.
+    pub stop: Option<Vec<String>>,
+    /// Time from stop to SIGKILL (`TimeoutStopSec=`).
+    pub stop_timeout: Duration,
+    pub restart: Restart,
+    /// `RestartSec=`.
+    pub restart_delay: Duration,
+    /// Automatic restarts before the service fails for good; 0 = unlimited.
+    pub max_restarts: u32,
+    /// `StartLimitBurst=` (every start counts, so `max_restarts + 1`); `None` when
+    /// unlimited.
+    pub start_limit_burst: Option<u32>,
+    /// `WatchdogSec=` of a heartbeat service: its timeout plus [`RELAY_INTERVAL`].
+    pub watchdog: Option<Duration>,
+    /// Exit statuses that count as success besides 0.
+    pub success_exit_status: Option<u16>,
+    pub check: Option<HealthCheck>,
+    pub critical: bool,
+    pub gpu: bool,
+}
+
+/// The execution plan of `svc` in workspace `ws`.
+pub fn plan(recipe: &Recipe, svc: &Service, unit: &str) -> ExecPlan {
+    let mut start_pre = vec![];
+    if svc.gpu {
+        start_pre.push(vec![KRILL_CTL.into(), "gpu-check".into(), unit.to_owned()]);
+    }
+    let Command {
+        working_dir,
+        start,
+        program,
+        stop,
+        stop_timeout,
+        pre,
+        success_exit_status,
+    } = match &svc.execute {
+        Execute::Pixi {
+            task,
+            environment,
+            stop_task,
+            working_dir,
+        } => pixi(
+            task,
+            environment,
+            stop_task.as_deref(),
+            working_dir,
+            &svc.policy,
+        ),
+        Execute::Ros2 {
+            package,
+            launch_file,
+            launch_args,
+            stop_task,
+            working_dir,
+            setup_script,
+        } => ros2(
+            package,
+            launch_file,
+            launch_args,
+            stop_task.as_deref(),
+            working_dir,
+            setup_script.as_ref(),
+            &svc.policy,
+        ),
+        Execute::Docker {
+            image,
+            volumes,
+            ports,
+            privileged,
+            network,
+        } => docker(
+            recipe,
+            svc,
+            &DockerRun {
+                image,
+                volumes,
+                ports,
+                privileged: *privileged,
+                network: network.as_deref(),
+            },
+        ),
+        Execute::Shell {
+            argv,
+            stop_argv,
+            working_dir,
+        } => Command {
+            program: argv.first().cloned().unwrap_or_default(),
+            working_dir: working_dir.clone(),
+            start: argv.clone(),
+            stop: stop_argv.clone(),
+            stop_timeout: svc.policy.stop_timeout,
+            pre: vec![],
+            success_exit_status: None,
+        },
+    };
+    start_pre.extend(pre);
+    ExecPlan {
+        kind: svc.execute.kind(),
+        env: environment(recipe, &svc.name),
+        working_dir,
+        start_pre,
+        start,
+        program,
+        stop,
+        stop_timeout,
+        restart: svc.policy.restart,
+        restart_delay: svc.policy.restart_delay,
+        max_restarts: svc.policy.max_restarts,
+        start_limit_burst: start_limit_burst(&svc.policy),
+        watchdog: watchdog(svc.health_check.as_ref()),
+        success_exit_status,
+        check: svc.health_check.clone(),
+        critical: svc.critical,
+        gpu: svc.gpu,
+    }
+}
+
+/// The environment krill sets for service `name`: the recipe's `env`, then
+/// `KRILL_WORKSPACE`, `KRILL_SERVICE` and `KRILL_SOCKET` (what SDKs read).
+fn environment(recipe: &Recipe, name: &str) -> Vec<(String, String)> {
+    let mut env = recipe.env.clone();
+    env.push(("KRILL_WORKSPACE".into(), recipe.name.clone()));
+    env.push(("KRILL_SERVICE".into(), name.into()));
+    env.push(("KRILL_SOCKET".into(), KRILL_SOCKET.into()));
+    env
+}
+
+/// `max_restarts: N` is exactly N restarts: systemd counts every start, the first
+/// included, so the burst is N + 1 (with `StartLimitIntervalSec=infinity`).
+fn start_limit_burst(p: &Policy) -> Option<u32> {
+    match (p.restart, p.max_restarts) {
+        (Restart::Never, _) | (_, 0) => None,
+        (_, n) => Some(n + 1),
+    }
+}
+
+/// Heartbeats reach systemd as watchdog pings (relayed by krill-supervisor, or sent
+/// by the service itself with sd_notify), so systemd enforces the timeout. The relay
+/// is throttled to [`RELAY_INTERVAL`], so the watchdog gets that much slack: it fires
+/// between `timeout` and `timeout + RELAY_INTERVAL` after the last heartbeat.
+fn watchdog(check: Option<&HealthCheck>) -> Option<Duration> {
+    match check {
+        Some(HealthCheck::Heartbeat { timeout }) => Some(*timeout + RELAY_INTERVAL),
+        _ => None,
+    }
+}
+
+/// The command part of an [`ExecPlan`].
+struct Command {
+    working_dir: PathBuf,
+    start: Vec<String>,
+    program: String,
+    stop: Option<Vec<String>>,
+    stop_timeout: Duration,
+    pre: Vec<Vec<String>>,
+    success_exit_status: Option<u16>,
+}
+
+fn pixi_run(working_dir: &std::path::Path, env: Option<&str>, task: &str) -> Vec<String> {
+    let mut argv: Vec<String> = vec![
+        "pixi".into(),
+        "run".into(),
+        "--manifest-path".into(),
+        working_dir.join("pixi.toml").display().to_string(),
+    ];
+    if let Some(e) = env {
+        argv.extend(["-e".into(), e.to_owned()]);
+    }
+    argv.push(task.to_owned());
+    argv
+}
+
+/// `pixi run --manifest-path DIR/pixi.toml -e ENV TASK`.
+fn pixi(
+    task: &str,
+    environment: &str,
+    stop_task: Option<&str>,
+    working_dir: &std::path::Path,
+    p: &Policy,
+) -> Command {
+    Command {
+        working_dir: working_dir.to_owned(),
+        start: pixi_run(working_dir, Some(environment), task),
+        program: "pixi".into(),
+        stop: stop_task.map(|t| pixi_run(working_dir, Some(environment), t)),
+        stop_timeout: p.stop_timeout,
+        pre: vec![],
+        success_exit_status: None,
+    }
+}
+
+/// `ros2 launch PACKAGE FILE k:=v…`, after `source SETUP` when a setup script is
+/// given (through bash, which then `exec`s ros2 so that it is the main process).
+fn ros2(
+    package: &str,
+    launch_file: &str,
+    launch_args: &std::collections::BTreeMap<String, String>,
+    stop_task: Option<&str>,
+    working_dir: &std::path::Path,
+    setup_script: Option<&PathBuf>,
+    p: &Policy,
+) -> Command {
+    let mut argv: Vec<String> = vec![];
+    if let Some(setup) = setup_script {
+        argv.extend([
+            "/bin/bash".into(),
+            "-c".into(),
+            "source \"$1\" && shift && exec \"$@\"".into(),
+            "krill-ros2-setup".into(),
+            setup.display().to_string(),
+        ]);
+    }
+    argv.extend([
+        "ros2".into(),
+        "launch".into(),
+        package.to_owned(),
+        launch_file.to_owned(),
+    ]);
+    argv.extend(launch_args.iter().map(|(k, v)| format!("{k}:={v}")));
+    Command {
+        working_dir: working_dir.to_owned(),
+        start: argv,
+        program: "ros2".into(),
+        stop: stop_task.map(|t| pixi_run(working_dir, None, t)),
+        stop_timeout: p.stop_timeout,
+        pre: vec![],
+        success_exit_status: None,
+    }
+}
+
+/// The fields of `execute: {type: docker}`.
+struct DockerRun<'a> {
+    image: &'a str,
+    volumes: &'a [String],
+    ports: &'a [String],
+    privileged: bool,
+    network: Option<&'a str>,
+}
+
+/// `docker run --rm --name krill-W-S …` in the foreground, so that systemd supervises
+/// the client; a leftover container of the same name is removed first.
+fn docker(recipe: &Recipe, svc: &Service, d: &DockerRun) -> Command {
+    let container = format!("krill-{}-{}", recipe.name, svc.name);
+    let pre = vec![vec![
+        "-docker".into(),
+        "rm".into(),
+        "--force".into(),
+        container.clone(),
+    ]];
+    let mut argv: Vec<String> = vec![
+        "docker".into(),
+        "run".into(),
+        "--rm".into(),
+        "--name".into(),
+        container.clone(),
+    ];
+    if d.privileged {
+        argv.push("--privileged".into());
+    }
+    if svc.gpu {
+        // The GPU checked by ExecStartPre= must also reach the container.
+        argv.push("--gpus=all".into());
+    }
+    if let Some(n) = d.network {
+        argv.push(format!("--network={n}"));
+    }
+    argv.extend(d.volumes.iter().map(|v| format!("--volume={v}")));
+    argv.extend(d.ports.iter().map(|p| format!("--publish={p}")));
+    argv.extend(recipe.env.iter().map(|(k, _)| format!("--env={k}")));
+    for k in ["KRILL_WORKSPACE", "KRILL_SERVICE", "KRILL_SOCKET"] {
+        argv.push(format!("--env={k}"));
+    }
+    argv.push(d.image.to_owned());
+    let secs = svc.policy.stop_timeout.as_secs_f64().ceil() as u64;
+    Command {
+        working_dir: recipe.base_dir.clone(),
+        start: argv,
+        program: "docker".into(),
+        stop: Some(vec![
+            "docker".into(),
+            "stop".into(),
+            format!("--time={secs}"),
+            container,
+        ]),
+        // docker stop itself needs the whole stop_timeout; systemd only steps in
+        // (SIGKILL to the docker client) if docker does not finish 5 s later.
+        stop_timeout: svc.policy.stop_timeout + Duration::from_secs(5),
+        pre,
+        // `docker run` reports a container stopped by `docker stop` as 143.
+        success_exit_status: Some(143),
+    }
+}

@@ -1,0 +1,14 @@
+//! Runtime contracts shared by krill-gen, krill-supervisor and krill-ctl. Nothing
+//! here parses recipes.
+
+pub mod bus;
+pub mod check;
+pub mod clock;
+pub mod files;
+pub mod installed;
+pub mod manifest;
+pub mod names;
+pub mod paths;
+pub mod records;
+pub mod status;
+pub mod timing;
