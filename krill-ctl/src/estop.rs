@@ -67,7 +67,9 @@ pub fn run(name: Option<&str>, reason: &str) -> Result<Report, Error> {
                     via: "krill-supervisor",
                 }),
                 Err(_) => {
-                    Records::default().record_estop(&ws, &reason);
+                    if let Err(e) = Records::default().record_estop(&ws, &reason) {
+                        eprintln!("krill: {e}");
+                    }
                     match bus::stop_workspace(&conn, &ws).await {
                         Ok(()) => report.stopped.push(Stopped {
                             workspace: ws,

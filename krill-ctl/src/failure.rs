@@ -13,7 +13,7 @@
 //! 6. Critical (S5): emergency stop: record why, stop the workspace target (every
 //!    member is `PartOf=` it; dependents stop before dependencies by `After=` order).
 
-use krill::runtime::records::Records;
+use krill::runtime::records::{Kind, Records};
 
 use crate::systemctl;
 
@@ -56,59 +56,53 @@ fn workspace_of(target: &str) -> &str {
 /// Runs the handler against the live systemd. Costs two or three `systemctl` calls,
 /// because an emergency stop is only as fast as its slowest step.
 pub fn handle(req: &Request) -> Result<Outcome, Error> {
-    let st = systemctl::show(
-        &req.unit,
-        &[
-            "ActiveState",
-            "InvocationID",
-            "Result",
-            "ExecMainStatus",
-            "NRestarts",
-            "PartOf",
-        ],
-    )?;
-    let get = |k: &str| st.get(k).map(String::as_str).unwrap_or("");
-    // The workspace target is the unit's PartOf= (krill-W.target).
-    let target = get("PartOf")
-        .split_whitespace()
-        .find(|u| u.starts_with("krill-") && u.ends_with(".target"))
-        .unwrap_or("")
-        .to_owned();
-    if get("ActiveState") != "failed" {
-        return Ok(Outcome::NotFinal(get("ActiveState").to_owned()));
+    let loaded = krill::runtime::manifest::Loaded::read();
+    let found = loaded.workspaces.values().find_map(|m| {
+        m.service_by_unit(&req.unit)
+            .map(|s| (m.target.clone(), s.clone()))
+    });
+    let Some((target, svc)) = found else {
+        return Ok(Outcome::NotFinal(format!(
+            "not a loaded krill service ({})",
+            req.unit
+        )));
+    };
+    let unit = req.unit.clone();
+    let st = crate::bus::with_system(|conn| async move {
+        Ok::<_, crate::bus::Error>(krill::runtime::bus::unit_facts_by_name(&conn, &unit).await)
+    })?;
+    if st.active != "failed" {
+        return Ok(Outcome::NotFinal(st.active));
     }
-    let inv = get("InvocationID");
+    let inv = st.invocation.as_str();
     let records = Records::default();
-    if records.read("handled", &req.unit).as_deref() == Some(inv) {
+    if records.read(Kind::Handled, &req.unit).as_deref() == Some(inv) {
         return Ok(Outcome::AlreadyHandled);
     }
-    let _ = records.write("handled", &req.unit, inv);
-    if records.cascaded_invocation(&req.unit).as_deref() == Some(inv) {
-        return Ok(Outcome::StoppedByKrill(
-            records.stop_reason(&req.unit).unwrap_or_default(),
-        ));
+    let _ = records.write(Kind::Handled, &req.unit, inv);
+    if let Some(why) = records.cascade_reason(&req.unit, inv) {
+        return Ok(Outcome::StoppedByKrill(why));
     }
     let tst = systemctl::show(&target, &["ActiveState"])?;
     if tst.get("ActiveState").map(String::as_str) != Some("active") {
         return Ok(Outcome::WorkspaceStopping);
     }
-    let why = format!(
-        "{} failed for good (result {}, exit status {}, after {} restarts)",
-        req.unit,
-        get("Result"),
-        get("ExecMainStatus"),
-        get("NRestarts")
-    );
+    let why = krill::runtime::status::final_failure(&svc, &st, &records);
     if req.critical {
         // Everything stops with the target; the cascade would only add latency.
         let ws = workspace_of(&target);
-        let reason = format!("critical service {why}");
-        records.record_estop(ws, &reason);
+        let reason = format!("critical service {} failed for good: {why}", svc.name);
+        if let Err(e) = records.record_estop(ws, &reason) {
+            eprintln!("krill: cannot record the emergency stop: {e}");
+        }
         emergency_stop(&target)?;
         return Ok(Outcome::EmergencyStop { reason });
     }
     let stop = dependents_in_systemd(&req.unit)?;
-    let cascaded = cascade(&stop, &format!("dependency {why}"))?;
+    let cascaded = cascade(
+        &stop,
+        &format!("stopped by a cascade from {} ({why})", svc.name),
+    )?;
     Ok(Outcome::Cascaded(cascaded))
 }
 
@@ -159,7 +153,9 @@ pub fn cascade(units: &[String], reason: &str) -> Result<Vec<String>, systemctl:
     let mut stopped = Vec::new();
     for (u, st) in units.iter().zip(&states) {
         if let Some(inv) = st.get("InvocationID").filter(|i| !i.is_empty()) {
-            records.record_cascade(u, inv, reason);
+            if let Err(e) = records.record_cascade(u, inv, reason) {
+                eprintln!("krill: {e}");
+            }
         }
         if st.get("ActiveState").is_some_and(|s| s != "inactive") {
             stopped.push(u.clone());

@@ -13,7 +13,7 @@ use krill::compile::plan::{self, Plan};
 use krill::compile::render::render_plan;
 use krill::runtime::files::write_durable;
 use krill::runtime::installed::{discover, recipe_path, DEFAULT_ENABLED_DIR, DEFAULT_RECIPE_PATH};
-use krill::runtime::records::Records;
+use krill::runtime::records::{Kind, Records};
 use krill::{Recipe, RecipeError};
 
 use crate::systemctl;
@@ -199,7 +199,7 @@ fn crash_point(step: &str) {
 /// Units an interrupted install still has to restart or stop (`/run/krill/pending/W`).
 fn pending(ws: &str) -> Vec<String> {
     Records::default()
-        .read("pending", ws)
+        .read(Kind::Pending, ws)
         .map(|t| t.lines().map(str::to_owned).collect())
         .unwrap_or_default()
 }
@@ -236,7 +236,7 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
     if !intent.is_empty() {
         let list: String = intent.iter().map(|u| format!("{u}\n")).collect();
         records
-            .write("pending", &ws, &list)
+            .write(Kind::Pending, &ws, &list)
             .map_err(io(&records.dir().join("pending").join(&ws)))?;
     }
     crash_point("after-intent");
@@ -258,7 +258,7 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
             None => std::fs::remove_file(&dest),
         };
         let reloaded = systemctl::run(&["daemon-reload"]);
-        records.remove("pending", &ws);
+        records.remove(Kind::Pending, &ws);
         match (restored, reloaded) {
             (Ok(()), Ok(_)) => Error::Refused(format!(
                 "{why}. The previous state was restored; nothing changed."
@@ -321,7 +321,7 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
         args.extend(d.restart.iter().cloned());
         systemctl::run(&args)?;
     }
-    records.remove("pending", &ws);
+    records.remove(Kind::Pending, &ws);
     if opts.now {
         start(&new, None)?;
     }
@@ -365,7 +365,7 @@ pub fn start(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
     let mut reset = vec!["reset-failed".to_owned(), "--".to_owned()];
     reset.extend(plan.all_units());
     let _ = systemctl::run(&reset);
-    krill::runtime::records::Records::default().remove("estop", plan.workspace());
+    Records::default().remove(Kind::Estop, plan.workspace());
     let unit = match service {
         Some(s) => service_unit(plan, s)?,
         None => plan.target.clone(),
@@ -397,7 +397,7 @@ pub fn restart(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
     let mut reset = vec!["reset-failed".to_owned(), "--".to_owned()];
     reset.extend(plan.all_units());
     let _ = systemctl::run(&reset);
-    krill::runtime::records::Records::default().remove("estop", plan.workspace());
+    Records::default().remove(Kind::Estop, plan.workspace());
     match service {
         Some(s) => systemctl::run(&["restart", "--no-block", "--", &service_unit(plan, s)?])?,
         None => {

@@ -5,6 +5,7 @@
 //! over D-Bus directly.
 
 pub mod bus;
+pub mod error;
 pub mod estop;
 pub mod exited;
 pub mod failure;
@@ -13,3 +14,4 @@ pub mod gpu;
 pub mod install;
 pub mod status;
 pub mod systemctl;
+pub mod wait;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use krill::runtime::installed::{discover, recipe_path};
+use krill_ctl::error::Error;
+use krill_ctl::wait::{self, Outcome, Until};
 use krill_ctl::{estop, exited, failure, gate, install, status};
 
 #[derive(Parser)]
@@ -29,19 +31,32 @@ enum Cmd {
         /// Start the workspace at boot.
         #[arg(long)]
         enable: bool,
-        /// Start the workspace now.
+        /// Start the workspace now. Exits 3 if a service could not start.
         #[arg(long)]
         now: bool,
+        /// With --now: wait until every service runs and is healthy (at most
+        /// TIMEOUT, default 90s), showing progress; exit 3 if one fails or time runs out.
+        #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, require_equals = true, default_missing_value = "90s")]
+        wait: Option<String>,
     },
     /// Stop a workspace and remove its recipe.
     Uninstall { name: String },
     /// Start a workspace, or one service (with what it depends on): NAME[/SERVICE].
-    Start { name: String },
+    Start {
+        name: String,
+        /// Wait until every service runs and is healthy (at most TIMEOUT, default
+        /// 90s), showing progress; exit 3 if one fails or time runs out.
+        #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, require_equals = true, default_missing_value = "90s")]
+        wait: Option<String>,
+    },
     /// Stop a workspace, or one service and everything that depends on it.
     Stop { name: String },
     /// Restart a workspace or one service.
     Restart { name: String },
-    /// Show services: state, health, PID, restarts, uptime, reasons.
+    /// Show services: state, health, PID, restarts, uptime, and why each one that is
+    /// not running is not. Exit status: 0 when every selected workspace is running
+    /// (every service up and healthy, or finished cleanly), 3 when something is not
+    /// running or not healthy (systemctl's convention), 1 on errors, 2 on usage errors.
     Status {
         name: Option<String>,
         #[arg(long)]
@@ -78,19 +93,19 @@ enum Cmd {
     GpuCheck { unit: Option<String> },
 }
 
-fn load(name: &str) -> Result<(krill::Plan, Option<String>), String> {
+fn load(name: &str) -> Result<(krill::Plan, Option<String>), Error> {
     let (ws, svc) = match name.split_once('/') {
         Some((w, s)) => (w, Some(s.to_owned())),
         None => (name, None),
     };
     let found = discover(&recipe_path());
     let path = found.get(ws).ok_or_else(|| {
-        format!(
+        Error::NotInstalled(format!(
             "no workspace {ws:?} is installed (installed: {})",
             found.keys().cloned().collect::<Vec<_>>().join(", ")
-        )
+        ))
     })?;
-    let plan = krill::compile(path).map_err(|e| e.to_string())?;
+    let plan = krill::compile(path)?;
     Ok((plan, svc))
 }
 
@@ -105,7 +120,39 @@ fn report_skipped(skipped: &[krill::runtime::manifest::Rejected]) {
     }
 }
 
-fn run(cli: Cli) -> Result<u8, String> {
+fn timeout(s: &str) -> Result<std::time::Duration, Error> {
+    krill::compile::duration::parse(s).map_err(|e| Error::Usage(format!("--wait={s}: {e}")))
+}
+
+/// Waits for workspace `ws` and reports the outcome: 0 when it is there, else 3
+/// with the status table.
+fn follow(ws: &str, until: Until, limit: std::time::Duration) -> Result<u8, Error> {
+    let mut out = std::io::stdout().lock();
+    match wait::wait(ws, until, limit, &mut out)? {
+        Outcome::Ready(w) => {
+            if until == Until::Running {
+                println!("workspace {ws} is running");
+            }
+            let _ = w;
+            Ok(0)
+        }
+        Outcome::Failed(w) => {
+            print!("{}", status::render_table(&w));
+            eprintln!("krill: workspace {ws} did not start: a service failed");
+            Ok(3)
+        }
+        Outcome::TimedOut(w) => {
+            print!("{}", status::render_table(&w));
+            eprintln!(
+                "krill: workspace {ws} is not running after {}",
+                krill::compile::duration::to_systemd(limit)
+            );
+            Ok(3)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, Error> {
     match cli.cmd {
         Cmd::Validate { file } => match krill::compile(&file) {
             Ok(plan) => {
@@ -131,7 +178,7 @@ fn run(cli: Cli) -> Result<u8, String> {
             &mut std::io::stderr().lock(),
         ) as u8),
         Cmd::Plan { file } => {
-            let d = install::plan(&file).map_err(|e| e.to_string())?;
+            let d = install::plan(&file)?;
             for (label, v) in [
                 ("add", &d.added),
                 ("change", &d.changed),
@@ -147,9 +194,17 @@ fn run(cli: Cli) -> Result<u8, String> {
             }
             Ok(0)
         }
-        Cmd::Install { file, enable, now } => {
-            let (plan, d) = install::install(&file, install::InstallOptions { enable, now })
-                .map_err(|e| e.to_string())?;
+        Cmd::Install {
+            file,
+            enable,
+            now,
+            wait,
+        } => {
+            if wait.is_some() && !now {
+                return Err(Error::Usage("--wait needs --now".into()));
+            }
+            let limit = wait.as_deref().map(timeout).transpose()?;
+            let (plan, d) = install::install(&file, install::InstallOptions { enable, now })?;
             println!(
                 "installed workspace {} ({} added, {} changed, {} removed, {} restarted){}{}",
                 plan.workspace(),
@@ -158,54 +213,62 @@ fn run(cli: Cli) -> Result<u8, String> {
                 d.removed.len(),
                 d.restart.len(),
                 if enable { ", enabled at boot" } else { "" },
-                if now { ", started" } else { "" }
+                if now { ", starting" } else { "" }
             );
-            Ok(0)
+            match (now, limit) {
+                (true, Some(l)) => follow(plan.workspace(), Until::Running, l),
+                (true, None) => follow(plan.workspace(), Until::Started, STARTED_LIMIT),
+                _ => Ok(0),
+            }
         }
         Cmd::Uninstall { name } => {
-            install::uninstall(&name).map_err(|e| e.to_string())?;
+            install::uninstall(&name)?;
             println!("uninstalled workspace {name}");
             Ok(0)
         }
-        Cmd::Start { name } => {
+        Cmd::Start { name, wait } => {
+            let limit = wait.as_deref().map(timeout).transpose()?;
             let (p, s) = load(&name)?;
-            install::start(&p, s.as_deref()).map_err(|e| e.to_string())?;
-            Ok(0)
+            install::start(&p, s.as_deref())?;
+            match limit {
+                Some(l) => follow(p.workspace(), Until::Running, l),
+                None => Ok(0),
+            }
         }
         Cmd::Stop { name } => {
             let (p, s) = load(&name)?;
-            install::stop(&p, s.as_deref()).map_err(|e| e.to_string())?;
+            install::stop(&p, s.as_deref())?;
             Ok(0)
         }
         Cmd::Restart { name } => {
             let (p, s) = load(&name)?;
-            install::restart(&p, s.as_deref()).map_err(|e| e.to_string())?;
+            install::restart(&p, s.as_deref())?;
             Ok(0)
         }
         Cmd::Status { name, json } => {
-            let (all, skipped) = status::gather(name.as_deref())?;
+            let report = status::gather(name.as_deref())?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "workspaces": all,
-                        "skipped_recipes": skipped,
-                    }))
-                    .unwrap_or_default()
-                );
+                println!("{}", status::render_json(&report));
             } else {
-                if all.is_empty() {
+                if report.workspaces.is_empty() {
                     println!("no workspaces loaded");
                 } else {
-                    let t: Vec<String> = all.iter().map(status::render_table).collect();
+                    let t: Vec<String> =
+                        report.workspaces.iter().map(status::render_table).collect();
                     print!("{}", t.join("\n"));
                 }
-                report_skipped(&skipped);
+                for r in &report.skipped_recipes {
+                    eprintln!(
+                        "warning: recipe {} is not loaded (systemd keeps what it had): {}",
+                        r.file,
+                        krill::runtime::status::printable(&r.error)
+                    );
+                }
             }
-            Ok(0)
+            Ok(if report.all_ok() { 0 } else { 3 })
         }
         Cmd::Estop { name, reason } => {
-            let r = estop::run(name.as_deref(), &reason).map_err(|e| e.to_string())?;
+            let r = estop::run(name.as_deref(), &reason)?;
             for s in &r.stopped {
                 println!(
                     "emergency stop of workspace {}: {} (via {})",
@@ -228,9 +291,9 @@ fn run(cli: Cli) -> Result<u8, String> {
             let mut cmd = std::process::Command::new("journalctl");
             match s {
                 Some(s) => {
-                    let u = p
-                        .service(&s)
-                        .ok_or_else(|| format!("no service {s:?} in {}", p.workspace()))?;
+                    let u = p.service(&s).ok_or_else(|| {
+                        Error::NotInstalled(format!("no service {s:?} in {}", p.workspace()))
+                    })?;
                     cmd.arg("-u").arg(&u.unit);
                     for g in u.gates.values().chain(u.on_failure.iter()) {
                         cmd.arg("-u").arg(g);
@@ -242,10 +305,7 @@ fn run(cli: Cli) -> Result<u8, String> {
                     }
                 }
             }
-            let st = cmd
-                .args(args)
-                .status()
-                .map_err(|e| format!("cannot run journalctl: {e}"))?;
+            let st = cmd.args(args).status().map_err(Error::Journal)?;
             Ok(st.code().unwrap_or(1) as u8)
         }
         Cmd::Gate { condition, unit } => {
@@ -253,9 +313,9 @@ fn run(cli: Cli) -> Result<u8, String> {
                 "started" => gate::Condition::Started,
                 "healthy" => gate::Condition::Healthy,
                 c => {
-                    return Err(format!(
+                    return Err(Error::Usage(format!(
                         "unknown condition {c:?}: expected started or healthy"
-                    ))
+                    )))
                 }
             };
             match gate::wait(&unit, cond) {
@@ -270,8 +330,7 @@ fn run(cli: Cli) -> Result<u8, String> {
             let out = failure::handle(&failure::Request {
                 unit: unit.clone(),
                 critical,
-            })
-            .map_err(|e| e.to_string())?;
+            })?;
             match out {
                 failure::Outcome::NotFinal(s) => {
                     println!("{unit} is {s}, not failed for good: nothing to do")
@@ -326,6 +385,16 @@ fn run(cli: Cli) -> Result<u8, String> {
                 Ok(0)
             }
             Err(e) => {
+                // The run's reason for `krill status` (systemd only sees exit 1).
+                let inv = std::env::var("INVOCATION_ID").unwrap_or_default();
+                if let (Some(u), false) = (&unit, inv.is_empty()) {
+                    let why = format!("no usable GPU: {e}");
+                    if let Err(err) =
+                        krill::runtime::records::Records::default().record_reason(u, &inv, &why)
+                    {
+                        eprintln!("krill: {err}");
+                    }
+                }
                 let who = unit.map(|u| format!("{u}: ")).unwrap_or_default();
                 eprintln!("{who}{e}");
                 Ok(1)
@@ -334,13 +403,16 @@ fn run(cli: Cli) -> Result<u8, String> {
     }
 }
 
+/// How long plain `install --now` waits for the processes to start (10 s).
+const STARTED_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
             eprintln!("krill: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -9,11 +9,11 @@
 
 use std::sync::Arc;
 
-use krill::runtime::status::{render_json, restarts, uptime_s, ServiceStatus, WorkspaceStatus};
+use krill::runtime::manifest::Loaded;
+use krill::runtime::status::{self, render_json, Report, SkippedRecipe, VERSION};
 use zbus::object_server::SignalEmitter;
 
-use crate::daemon::Ctx;
-use crate::systemd::{active_state, read_state, unit_path};
+use crate::ctx::Ctx;
 
 /// The D-Bus object.
 pub struct Api {
@@ -34,70 +34,47 @@ impl Api {
         v.into_iter().collect()
     }
 
+    /// The status report ([`krill::runtime::status`]) of `workspace`, or of every
+    /// loaded workspace when empty: systemd's facts read now, with the supervisor's
+    /// health facts.
     async fn get_status(&self, workspace: &str) -> zbus::fdo::Result<String> {
-        let (snapshot, records) = {
-            let sup = self.ctx.sup();
-            let mut snapshot: Vec<_> = sup
-                .units
-                .values()
-                .filter(|t| workspace.is_empty() || t.watched.workspace == workspace)
-                .map(|t| {
-                    (
-                        t.watched.clone(),
-                        t.health,
-                        t.reason.clone(),
-                        t.last_failure.clone(),
-                    )
-                })
-                .collect();
-            // Grouped by workspace (unit names alone do not group: `krill-a-b-x` may
-            // belong to workspace `a-b` or `a`).
-            snapshot.sort_by(|a, b| (&a.0.workspace, &a.0.unit).cmp(&(&b.0.workspace, &b.0.unit)));
-            (snapshot, sup.records.clone())
-        };
-        if snapshot.is_empty() && !workspace.is_empty() {
+        let loaded = Loaded::read();
+        let manifests: Vec<_> = loaded
+            .workspaces
+            .values()
+            .filter(|m| workspace.is_empty() || m.workspace == workspace)
+            .collect();
+        if manifests.is_empty() && !workspace.is_empty() {
             return Err(zbus::fdo::Error::InvalidArgs(format!(
-                "no workspace {workspace:?} is installed"
+                "no workspace {workspace:?} is loaded"
             )));
         }
-        let now = crate::daemon::monotonic_us();
-        let mut out: Vec<WorkspaceStatus> = vec![];
-        for (w, health, reason, last_failure) in snapshot {
-            let st = read_state(&self.ctx.conn, &unit_path(&w.unit))
-                .await
-                .unwrap_or_default();
-            if out.last().is_none_or(|ws| ws.workspace != w.workspace) {
-                let state = active_state(&self.ctx.conn, &unit_path(&w.target))
-                    .await
-                    .unwrap_or_default();
-                out.push(WorkspaceStatus {
-                    workspace: w.workspace.clone(),
-                    target: w.target.clone(),
-                    state,
-                    estop: records.estop_reason(&w.workspace),
-                    services: vec![],
-                });
-            }
-            let reason = if reason.is_empty() {
-                records.stop_reason(&w.unit).unwrap_or_default()
-            } else {
-                reason
-            };
-            let services = &mut out.last_mut().expect("pushed above").services;
-            services.push(ServiceStatus {
-                state: format!("{}/{}", st.active, st.sub),
-                health: health.as_str().to_owned(),
-                reason,
-                pid: st.main_pid,
-                restarts: restarts(st.restarts, w.max_restarts),
-                uptime_s: uptime_s(st.active == "active", st.started_us, now),
-                result: st.result,
-                last_failure,
-                service: w.service,
-                unit: w.unit,
-            });
+        let (health, records) = {
+            let sup = self.ctx.sup();
+            (sup.health_facts(), sup.records.clone())
+        };
+        let mut workspaces = vec![];
+        for m in manifests {
+            let mut facts = status::read_facts(&self.ctx.conn, m).await;
+            facts.health = m
+                .services
+                .iter()
+                .filter_map(|s| health.get(&s.unit).map(|h| (s.unit.clone(), h.clone())))
+                .collect();
+            workspaces.push(status::assemble(m, &facts, &records));
         }
-        Ok(render_json(&out))
+        Ok(render_json(&Report {
+            version: VERSION,
+            workspaces,
+            skipped_recipes: loaded
+                .rejected
+                .iter()
+                .map(|r| SkippedRecipe {
+                    file: r.file.display().to_string(),
+                    error: r.error.clone(),
+                })
+                .collect(),
+        }))
     }
 
     /// Stops workspace `workspace` through systemd (its target and its slice). Acts on
@@ -111,7 +88,9 @@ impl Api {
         }
         let reason = krill::runtime::status::printable(reason);
         tracing::warn!("EMERGENCY STOP of workspace {workspace}: {reason}");
-        self.ctx.sup().records.record_estop(workspace, &reason);
+        if let Err(e) = self.ctx.sup().records.record_estop(workspace, &reason) {
+            tracing::error!("cannot record the emergency stop of {workspace}: {e}");
+        }
         krill::runtime::bus::stop_workspace(&self.ctx.conn, workspace)
             .await
             .map_err(|e| zbus::fdo::Error::Failed(format!("stopping workspace {workspace}: {e}")))

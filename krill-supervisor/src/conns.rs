@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::daemon::Peer;
-
 /// Connections one service unit may hold open (an SDK client needs one; a
 /// multi-process service one per process).
 pub const MAX_PER_UNIT: u32 = 64;
@@ -88,6 +86,15 @@ fn release<K: Ord + Clone>(m: &mut BTreeMap<K, u32>, k: &K) {
             m.remove(k);
         }
     }
+}
+
+/// Who is at the other end of a heartbeat connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    /// The krill service unit whose cgroup the peer is in.
+    pub unit: String,
 }
 
 #[cfg(test)]

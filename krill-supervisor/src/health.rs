@@ -15,7 +15,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use krill::runtime::records::Records;
+use krill::runtime::manifest::ManifestService;
+use krill::runtime::records::{Kind, Records};
+use krill::runtime::status::HealthFacts;
 use std::time::{Duration, Instant};
 
 use krill::runtime::check::HealthCheck;
@@ -48,6 +50,8 @@ pub struct Watched {
     pub env: Vec<(String, String)>,
     pub working_dir: PathBuf,
     pub max_restarts: u32,
+    /// The service as the generator described it (what status reads).
+    pub svc: ManifestService,
 }
 
 /// Every service of every workspace the generator produced at systemd's latest
@@ -74,6 +78,7 @@ pub fn config_of(loaded: &krill::runtime::manifest::Loaded) -> BTreeMap<String, 
                     env: s.env.clone(),
                     working_dir: s.working_dir.clone(),
                     max_restarts: s.max_restarts,
+                    svc: s.clone(),
                 },
             );
         }
@@ -118,6 +123,8 @@ pub struct Tracked {
     /// Degraded reason, or why it is unhealthy.
     pub reason: String,
     pub last_beat: Option<Instant>,
+    /// Smoothed gap between this run's heartbeats (what `late` is measured against).
+    pub beat_interval: Option<Duration>,
     pub run_started: Instant,
     /// A check passed since the current run started (what `healthy` gates wait for).
     pub passed: bool,
@@ -192,6 +199,7 @@ impl Tracked {
             state: UnitState::default(),
             reason: String::new(),
             last_beat: None,
+            beat_interval: None,
             run_started: now,
             passed: false,
             failures: 0,
@@ -207,21 +215,28 @@ impl Tracked {
         if self.watched.check.is_none() {
             return;
         }
-        let _ = records.write(
-            "health-status",
+        if let Err(e) = records.write(
+            Kind::HealthStatus,
             &self.watched.unit,
             &format!("{}\n{}\n", self.health.as_str(), self.reason),
-        );
+        ) {
+            tracing::warn!("cannot record the health of {}: {e}", self.watched.unit);
+        }
     }
 
     fn pass(&mut self, records: &Records) {
         if !self.passed {
             self.passed = true;
-            let _ = records.write(
-                "health",
+            if let Err(e) = records.write(
+                Kind::Health,
                 &self.watched.unit,
                 &format!("{}\n", self.state.invocation),
-            );
+            ) {
+                tracing::error!(
+                    "cannot record that {} is healthy (its healthy gates wait for this): {e}",
+                    self.watched.unit
+                );
+            }
         }
         self.failures = 0;
     }
@@ -276,6 +291,7 @@ impl Supervisor {
         if new_run {
             t.run_started = now;
             t.last_beat = None;
+            t.beat_interval = None;
             t.failures = 0;
             t.passed = !t.state.invocation.is_empty()
                 && self.records.healthy_invocation(unit).as_deref()
@@ -284,7 +300,7 @@ impl Supervisor {
             t.socket_client = false;
             t.native_ping_us = 0;
             if !t.passed {
-                self.records.remove("health", unit);
+                self.records.remove(Kind::Health, unit);
             }
         }
         let health = match (&t.watched.check, t.running()) {
@@ -311,6 +327,28 @@ impl Supervisor {
             return true;
         }
         changed
+    }
+
+    /// What the supervisor knows of the health of each checked, running service.
+    pub fn health_facts(&self) -> BTreeMap<String, HealthFacts> {
+        self.units
+            .iter()
+            .filter(|(_, t)| t.watched.check.is_some() && t.running())
+            .map(|(u, t)| {
+                (
+                    u.clone(),
+                    HealthFacts {
+                        health: match t.health {
+                            Health::None | Health::Inactive => "unknown",
+                            h => h.as_str(),
+                        }
+                        .to_owned(),
+                        reason: t.reason.clone(),
+                        beat_interval_ms: t.beat_interval.map(|i| i.as_millis() as u64),
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The watched unit whose cgroup is `peer_cgroup` or an ancestor of it.
@@ -340,6 +378,13 @@ impl Supervisor {
             }
         };
         self.stats.accepted += 1;
+        if let Some(prev) = t.last_beat {
+            let gap = now.duration_since(prev);
+            t.beat_interval = Some(match t.beat_interval {
+                Some(i) => (i * 3 + gap) / 4,
+                None => gap,
+            });
+        }
         t.last_beat = Some(now);
         t.socket_client = true;
         let is_heartbeat_check = matches!(t.watched.check, Some(HealthCheck::Heartbeat { .. }));
@@ -517,6 +562,10 @@ impl Supervisor {
                     t.reason = format!("{why} ({} checks in a row)", t.failures);
                     t.last_failure = t.reason.clone();
                     t.publish(&self.records);
+                    let why = format!("probe failing: {}", t.reason);
+                    if let Err(e) = self.records.record_reason(unit, invocation, &why) {
+                        tracing::warn!("cannot record why {unit} is failed: {e}");
+                    }
                     return ProbeOutcome::Fail(t.reason.clone());
                 }
                 ProbeOutcome::Unchanged
@@ -532,6 +581,7 @@ mod tests {
 
     fn watched(unit: &str, service: &str, check: Option<HealthCheck>) -> Watched {
         Watched {
+            svc: Default::default(),
             workspace: "w".into(),
             service: service.into(),
             unit: unit.into(),
@@ -761,7 +811,7 @@ mod tests {
         });
         let now = Instant::now();
         s.records
-            .write("health", "krill-w-a.service", "aa\n")
+            .write(Kind::Health, "krill-w-a.service", "aa\n")
             .unwrap();
         s.on_unit_state("krill-w-a.service", running("aa", 42), now);
         assert_eq!(s.units["krill-w-a.service"].health, Health::Healthy);

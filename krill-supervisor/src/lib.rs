@@ -10,9 +10,13 @@
 pub mod api;
 pub mod auth;
 pub mod conns;
+pub mod ctx;
 pub mod daemon;
 pub mod health;
 pub mod notify;
 pub mod probes;
 pub mod protocol;
+pub mod socket;
 pub mod systemd;
+pub mod timers;
+pub mod unit_watch;

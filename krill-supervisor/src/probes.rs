@@ -178,6 +178,7 @@ mod tests {
 
     fn w() -> Watched {
         Watched {
+            svc: Default::default(),
             workspace: "w".into(),
             service: "s".into(),
             unit: "u".into(),

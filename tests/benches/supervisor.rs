@@ -90,8 +90,7 @@ fn footprint(c: &Container) {
         .status
         .success());
     c.wait_for("50 healthy", T, || {
-        let v: serde_json::Value =
-            serde_json::from_str(&c.ok("krill status fifty --json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&c.status("fifty --json")).unwrap();
         v["workspaces"][0]["services"]
             .as_array()
             .unwrap()

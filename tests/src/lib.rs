@@ -315,6 +315,19 @@ impl Container {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// Runs `krill status ARGS`, which must answer 0 (all running) or 3 (something is
+    /// not running or not healthy); returns its stdout.
+    pub fn status(&self, args: &str) -> String {
+        let o = self.sh(&format!("krill status {args}"));
+        assert!(
+            matches!(o.status.code(), Some(0 | 3)),
+            "`krill status {args}` failed ({}):\n{}",
+            o.status,
+            text(&o)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
     /// One property of a unit (`systemctl show -p`), parsed as key=value.
     pub fn prop(&self, unit: &str, prop: &str) -> String {
         let out = self.ok(&format!("systemctl show -p {prop} -- '{unit}'"));

@@ -8,7 +8,7 @@ use krill_e2e::{text, Container};
 const T: Duration = Duration::from_secs(30);
 
 fn status_json(c: &Container, ws: &str) -> serde_json::Value {
-    serde_json::from_str(&c.ok(&format!("krill status {ws} --json"))).unwrap()
+    serde_json::from_str(&c.status(&format!("{ws} --json"))).unwrap()
 }
 
 fn health(c: &Container, ws: &str, svc: &str) -> String {
@@ -70,7 +70,7 @@ fn estop_and_status_are_not_blinded_by_bad_recipes() {
     // And the running workspace's own recipe broken in place, not reloaded.
     c.write("/etc/krill/recipes/two.yaml", "version: [\n");
     let st = c.sh("krill status");
-    assert!(st.status.success(), "{}", text(&st));
+    assert!(matches!(st.status.code(), Some(0 | 3)), "{}", text(&st));
     let out = String::from_utf8_lossy(&st.stdout);
     let err = String::from_utf8_lossy(&st.stderr);
     assert!(
@@ -106,7 +106,7 @@ fn estop_and_status_are_not_blinded_by_bad_recipes() {
     c.wait_for("workspace two stopped again", T, || {
         c.cgroup_pids("krill.slice/krill-two.slice").is_empty()
     });
-    let st = c.ok("krill status two");
+    let st = c.status("two");
     assert!(st.contains("EMERGENCY STOP: all stop"), "{st}");
     // Without the system bus (dbus-daemon stopped), through systemd's private socket.
     c.ok("systemctl start krill-two.target");
@@ -169,7 +169,7 @@ services:
     c.wait_for("workspace stopped", T, || {
         c.cgroup_pids("krill.slice/krill-nr.slice").is_empty()
     });
-    let st = c.ok("krill status nr");
+    let st = c.status("nr");
     assert!(
         st.contains("EMERGENCY STOP: critical service krill-nr-brain.service failed for good"),
         "{st}"

@@ -200,7 +200,7 @@ services:
         "--now",
     );
     c.wait_for("leaky healthy (KRILL_SOCKET seen by the probe)", T, || {
-        c.ok("krill status pr --json").contains("\"healthy\"")
+        c.status("pr --json").contains("\"healthy\"")
     });
     // Four probe rounds (one a second), each of which forks a `sleep 1000` and counts
     // itself. A round's scope is stopped as it ends, so at most the latest child can
@@ -211,10 +211,8 @@ services:
     let left = c.sh("pgrep -f '^sleep 1000$'");
     let left = String::from_utf8_lossy(&left.stdout).lines().count();
     assert!(left <= 1, "probe children leaked: {left}");
-    c.wait_for("liar degraded", T, || {
-        c.ok("krill status pr").contains("degraded")
-    });
-    let st = c.ok("krill status pr");
+    c.wait_for("liar degraded", T, || c.status("pr").contains("degraded"));
+    let st = c.status("pr");
     assert!(!st.contains('\x1b'), "{st:?}");
     assert!(!st.lines().any(|l| l.starts_with("forged")), "{st}");
     assert!(st.contains("ok\\nforged"), "{st}");

@@ -28,7 +28,7 @@ while True:
 "#;
 
 fn status_json(c: &Container, ws: &str) -> serde_json::Value {
-    serde_json::from_str(&c.ok(&format!("krill status {ws} --json"))).unwrap()
+    serde_json::from_str(&c.status(&format!("{ws} --json"))).unwrap()
 }
 
 fn service_status(c: &Container, ws: &str, svc: &str) -> serde_json::Value {
@@ -93,7 +93,7 @@ services:
         let s = service_status(&c, "hb", "sensor");
         s["health"] == "degraded" && s["reason"] == "lidar dirty"
     });
-    let table = c.ok("krill status hb");
+    let table = c.status("hb");
     assert!(
         table.contains("degraded") && table.contains("lidar dirty"),
         "{table}"
@@ -458,7 +458,7 @@ fn status_and_estop_on_dbus() {
         .journal("-u krill-supervisor.service")
         .contains("EMERGENCY STOP of workspace db: operator pressed the button"));
     assert!(c
-        .ok("krill status db")
+        .status("db")
         .contains("EMERGENCY STOP: operator pressed the button"));
 
     // Without the supervisor: the same command falls back to systemd.
@@ -468,9 +468,7 @@ fn status_and_estop_on_dbus() {
     let out = c.ok("krill estop db --reason 'supervisor down'");
     assert!(out.contains("emergency stop of workspace db"), "{out}");
     c.wait_state("krill-db-b.service", "inactive/dead", T);
-    assert!(c
-        .ok("krill status db")
-        .contains("EMERGENCY STOP: supervisor down"));
+    assert!(c.status("db").contains("EMERGENCY STOP: supervisor down"));
 }
 
 /// The seed Try-It table with `healthy` dependencies: Python services sending
@@ -545,7 +543,7 @@ fn seed_try_it_with_healthy_dependencies_and_pixi() {
     assert!(c
         .cgroup_pids("krill.slice/krill-krill\\x2dpixi.slice")
         .is_empty());
-    assert!(c.ok("krill status krill-pixi").contains(
+    assert!(c.status("krill-pixi").contains(
         "EMERGENCY STOP: critical service krill-krill-pixi-decision-controller.service failed"
     ));
 }
@@ -641,7 +639,7 @@ fn supervisor_stays_responsive_during_a_burst_of_changes() {
     }
     for _ in 0..3 {
         c.ok("systemctl start krill-churn.target");
-        c.ok("krill status churn --json >/dev/null");
+        c.status("churn --json >/dev/null");
         c.ok("systemctl stop krill-churn.target");
     }
     let st = status_json(&c, "beats");

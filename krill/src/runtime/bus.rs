@@ -153,6 +153,113 @@ pub async fn stop_workspace(conn: &zbus::Connection, ws: &str) -> zbus::Result<(
     }
 }
 
+/// systemd's view of one unit: the properties krill's status and the supervisor
+/// read. Timestamps are CLOCK_MONOTONIC µs unless named `_realtime_`; 0 means never.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitFacts {
+    /// `LoadState` (`loaded`, `not-found`, …).
+    pub load: String,
+    /// `ActiveState`.
+    pub active: String,
+    /// `SubState`.
+    pub sub: String,
+    /// Hex InvocationID of the latest run; empty if never started.
+    pub invocation: String,
+    /// `Result` of the latest run (`success`, `exit-code`, `signal`, `watchdog`, …).
+    pub result: String,
+    pub main_pid: u32,
+    /// `NRestarts` (systemd counts the restart the start limit refused too).
+    pub restarts: u32,
+    /// `ExecMainCode`: 1 exited, 2 killed, 3 dumped core (`CLD_*`); 0 never ran.
+    pub exec_main_code: i32,
+    /// `ExecMainStatus`: the exit status or the signal number.
+    pub exec_main_status: i32,
+    /// Start of the latest run's main process.
+    pub started_us: u64,
+    /// End of the latest run's main process.
+    pub exited_us: u64,
+    /// Leaving `active` (a stop job makes this precede `exited_us`).
+    pub active_exit_us: u64,
+    /// Entering `active`.
+    pub active_enter_us: u64,
+    /// Entering `active`, wall clock µs since the Unix epoch.
+    pub active_enter_realtime_us: u64,
+    /// The latest watchdog ping systemd received (or the run's start).
+    pub watchdog_us: u64,
+    /// A job (start, stop, restart) is queued for the unit.
+    pub job: bool,
+    /// The unit's cgroup; empty while it has no processes.
+    pub control_group: String,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Reads a unit's facts over D-Bus, uncached (`GetAll` on the Unit interface, and on
+/// the Service interface for `.service` units): always systemd's current answer.
+pub async fn unit_facts(
+    conn: &zbus::Connection,
+    path: &OwnedObjectPath,
+) -> zbus::Result<UnitFacts> {
+    use std::collections::HashMap;
+    use zbus::names::InterfaceName;
+    use zbus::zvariant::OwnedValue;
+    type Props = HashMap<String, OwnedValue>;
+    fn get<T: TryFrom<OwnedValue>>(m: &Props, k: &str) -> Option<T> {
+        m.get(k).and_then(|v| T::try_from(v.clone()).ok())
+    }
+    let props = unit_properties(conn, path).await?;
+    let unit = props
+        .get_all(InterfaceName::from_static_str_unchecked(
+            "org.freedesktop.systemd1.Unit",
+        ))
+        .await?;
+    let id: String = get(&unit, "Id").unwrap_or_default();
+    let svc = if id.ends_with(".service") {
+        props
+            .get_all(InterfaceName::from_static_str_unchecked(
+                "org.freedesktop.systemd1.Service",
+            ))
+            .await?
+    } else {
+        Props::new()
+    };
+    let job: Option<(u32, OwnedObjectPath)> = get(&unit, "Job");
+    Ok(UnitFacts {
+        load: get(&unit, "LoadState").unwrap_or_default(),
+        active: get(&unit, "ActiveState").unwrap_or_default(),
+        sub: get(&unit, "SubState").unwrap_or_default(),
+        invocation: hex(&get::<Vec<u8>>(&unit, "InvocationID").unwrap_or_default()),
+        result: get(&svc, "Result").unwrap_or_default(),
+        main_pid: get(&svc, "MainPID").unwrap_or(0),
+        restarts: get(&svc, "NRestarts").unwrap_or(0),
+        exec_main_code: get(&svc, "ExecMainCode").unwrap_or(0),
+        exec_main_status: get(&svc, "ExecMainStatus").unwrap_or(0),
+        started_us: get(&svc, "ExecMainStartTimestampMonotonic").unwrap_or(0),
+        exited_us: get(&svc, "ExecMainExitTimestampMonotonic").unwrap_or(0),
+        active_exit_us: get(&unit, "ActiveExitTimestampMonotonic").unwrap_or(0),
+        active_enter_us: get(&unit, "ActiveEnterTimestampMonotonic").unwrap_or(0),
+        active_enter_realtime_us: get(&unit, "ActiveEnterTimestamp").unwrap_or(0),
+        watchdog_us: get(&svc, "WatchdogTimestampMonotonic").unwrap_or(0),
+        job: job.is_some_and(|(id, _)| id != 0),
+        control_group: get(&svc, "ControlGroup").unwrap_or_default(),
+    })
+}
+
+/// [`unit_facts`] by unit name; a unit systemd cannot load reads as `not-found`.
+pub async fn unit_facts_by_name(conn: &zbus::Connection, unit: &str) -> UnitFacts {
+    match unit_facts(conn, &unit_path(unit)).await {
+        Ok(f) => f,
+        Err(_) => UnitFacts {
+            load: "not-found".into(),
+            active: "inactive".into(),
+            sub: "dead".into(),
+            ..UnitFacts::default()
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

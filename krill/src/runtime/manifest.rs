@@ -25,7 +25,7 @@ pub const DEFAULT_GENERATOR_DIR: &str = "/run/systemd/generator";
 pub const REJECTED_FILE: &str = "rejected.json";
 
 /// One generated workspace.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
     pub workspace: String,
     /// `krill-W.target`.
@@ -39,7 +39,7 @@ pub struct Manifest {
 }
 
 /// One generated service: what the supervisor and status need at runtime.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManifestService {
     pub name: String,
     /// `krill-W-S.service`.

@@ -1,0 +1,114 @@
+//! Timed work: probes and heartbeat deadlines, polling plain sd_notify clients, and
+//! the supervisor's own watchdog.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::ctx::Ctx;
+use crate::health::{self, ProbeOutcome};
+use crate::notify;
+use crate::systemd::read_state;
+use crate::unit_watch::emit;
+
+/// Sleeps until the next probe or heartbeat deadline (at most 1 s, and woken early
+/// when state changes), then runs due probes and marks silent heartbeat services.
+/// Nothing to do means no wakeups but the 1 s one.
+pub async fn timer_loop(ctx: Arc<Ctx>) {
+    loop {
+        let next = ctx.sup().next_deadline();
+        let cap = tokio::time::Instant::now() + Duration::from_secs(1);
+        let until = next
+            .map(|n| tokio::time::Instant::from_std(n).min(cap))
+            .unwrap_or(cap);
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {}
+            _ = ctx.wake.notified() => {}
+        }
+        let now = Instant::now();
+        let changed = ctx.sup().sweep(now);
+        for u in changed {
+            tracing::warn!("{u}: heartbeat timed out");
+            emit(&ctx, &u).await;
+        }
+        let due = ctx.sup().due_probes(now);
+        for (unit, check, watched) in due {
+            tokio::spawn(run_probe(ctx.clone(), unit, check, watched));
+        }
+    }
+}
+
+async fn run_probe(
+    ctx: Arc<Ctx>,
+    unit: String,
+    check: krill::runtime::check::HealthCheck,
+    watched: health::Watched,
+) {
+    let inv = ctx
+        .sup()
+        .units
+        .get(&unit)
+        .map(|t| t.state.invocation.clone())
+        .unwrap_or_default();
+    let result = crate::probes::run(&check, &watched, Some(&ctx.conn)).await;
+    let outcome = ctx.sup().on_probe(&unit, &inv, result, Instant::now());
+    ctx.wake.notify_one();
+    match outcome {
+        ProbeOutcome::Unchanged => {}
+        ProbeOutcome::Changed => emit(&ctx, &unit).await,
+        ProbeOutcome::Fail(reason) => {
+            tracing::warn!(
+                "{unit} is unhealthy: {reason}; failing it so that its restart policy applies"
+            );
+            emit(&ctx, &unit).await;
+            // SIGABRT to the main process, as systemd's own watchdog does: an unclean
+            // death, so Restart=on-failure applies.
+            if let Err(e) = ctx.manager.kill_unit(&unit, "main", libc::SIGABRT).await {
+                tracing::error!("cannot fail {unit}: {e}");
+            }
+        }
+    }
+}
+
+/// Looks at systemd's watchdog timestamp of heartbeat services that do not use the
+/// socket (plain sd_notify clients), twice a second: their pings go to systemd
+/// directly, and this is how they become healthy for `healthy` gates.
+pub async fn native_ping_loop(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let units = ctx.sup().native_candidates();
+        if units.is_empty() {
+            // Nothing to poll: wait for a state change instead of ticking.
+            ctx.wake_native.notified().await;
+            continue;
+        }
+        for u in units {
+            let Some(path) = ctx.path_of(&u) else {
+                continue;
+            };
+            let Ok(st) = read_state(&ctx.conn, &path).await else {
+                continue;
+            };
+            let changed = ctx.sup().on_native_ping(&u, &st, Instant::now());
+            if changed {
+                emit(&ctx, &u).await;
+            }
+        }
+    }
+}
+
+/// Pings the supervisor's own watchdog at half its interval.
+pub async fn own_watchdog() {
+    let Some(usec) = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|u| u.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
+    loop {
+        tick.tick().await;
+        notify::own("WATCHDOG=1", &[]);
+    }
+}

@@ -1,0 +1,142 @@
+//! Following systemd: unit state changes (PropertiesChanged signals, coalesced) and
+//! reloads (the generator ran: re-read the manifests). Every state read also
+//! records the failure of a run that ended, for `krill status`'s `last_failure`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+
+use crate::api::{Api, PATH};
+use crate::ctx::{lock, Ctx};
+use crate::health;
+use crate::systemd::read_state;
+
+/// Re-reads recipes and systemd's view of every watched unit.
+pub async fn refresh_all(ctx: &Arc<Ctx>) {
+    let config = health::load_config();
+    let units: Vec<String> = config.keys().cloned().collect();
+    ctx.sup().configure(config, Instant::now());
+    for u in &units {
+        refresh(ctx, u).await;
+    }
+}
+
+/// Reads one unit's state from systemd and applies it.
+async fn refresh(ctx: &Arc<Ctx>, unit: &str) {
+    let Some(path) = ctx.path_of(unit) else {
+        return;
+    };
+    let Ok(st) = read_state(&ctx.conn, &path).await else {
+        return;
+    };
+    record_failure(ctx, unit, &st);
+    let changed = ctx.sup().on_unit_state(unit, st, Instant::now());
+    ctx.wake.notify_one();
+    ctx.wake_native.notify_one();
+    if changed {
+        emit(ctx, unit).await;
+    }
+}
+
+/// Records the failure of the run `st` describes, if it failed (once per run).
+fn record_failure(ctx: &Arc<Ctx>, unit: &str, st: &crate::systemd::UnitState) {
+    let sup = ctx.sup();
+    let Some(t) = sup.units.get(unit) else {
+        return;
+    };
+    if let Some(why) = krill::runtime::status::failure_of_run(&t.watched.svc, st, &sup.records) {
+        match sup.records.record_failure(unit, &st.invocation, &why) {
+            Ok(true) => tracing::warn!("{unit} failed: {why}"),
+            Ok(false) => {}
+            Err(e) => tracing::error!("cannot record the failure of {unit}: {e}"),
+        }
+    }
+}
+
+/// Emits `StateChanged` for `unit`.
+pub async fn emit(ctx: &Arc<Ctx>, unit: &str) {
+    let info = {
+        let sup = ctx.sup();
+        sup.units.get(unit).map(|t| {
+            (
+                t.watched.workspace.clone(),
+                t.watched.service.clone(),
+                format!("{}/{}", t.state.active, t.state.sub),
+                t.health.as_str().to_owned(),
+                t.reason.clone(),
+            )
+        })
+    };
+    let Some((ws, svc, state, health, reason)) = info else {
+        return;
+    };
+    if let Ok(iface) = ctx.conn.object_server().interface::<_, Api>(PATH).await {
+        let _ =
+            Api::state_changed(iface.signal_emitter(), &ws, &svc, &state, &health, &reason).await;
+    }
+}
+
+/// Follows systemd's PropertiesChanged signals for units. The stream is only
+/// drained here, never blocked on a D-Bus call: zbus stops reading the socket when a
+/// stream's queue is full, and a consumer waiting for a method reply would then
+/// wait forever. Changed units are queued for [`refresher`], which coalesces them.
+pub async fn watch_units(ctx: Arc<Ctx>) -> zbus::Result<()> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender("org.freedesktop.systemd1")?
+        .interface("org.freedesktop.DBus.Properties")?
+        .member("PropertiesChanged")?
+        .path_namespace("/org/freedesktop/systemd1/unit")?
+        .build();
+    let mut stream = zbus::MessageStream::for_match_rule(rule, &ctx.conn, Some(4096)).await?;
+    while let Some(msg) = stream.next().await {
+        let Ok(msg) = msg else { continue };
+        let Some(path) = msg.header().path().map(|p| p.to_string()) else {
+            continue;
+        };
+        if let Some(unit) = ctx.unit_of_path(&path) {
+            lock(&ctx.dirty).insert(unit);
+            ctx.wake_refresh.notify_one();
+        }
+    }
+    Ok(())
+}
+
+/// Reads the state of units whose properties changed, each once per batch.
+pub async fn refresher(ctx: Arc<Ctx>) {
+    loop {
+        ctx.wake_refresh.notified().await;
+        loop {
+            let batch: Vec<String> = std::mem::take(&mut *lock(&ctx.dirty)).into_iter().collect();
+            if batch.is_empty() {
+                break;
+            }
+            for u in batch {
+                refresh(&ctx, &u).await;
+            }
+        }
+    }
+}
+
+/// Re-reads recipes after every `systemctl daemon-reload` (the generator just ran).
+/// Like [`watch_units`], this only drains its stream; [`reloader`] does the work.
+pub async fn watch_reloads(ctx: Arc<Ctx>) -> zbus::Result<()> {
+    let mut s = ctx.manager.receive_reloading().await?;
+    while let Some(sig) = s.next().await {
+        if let Ok(args) = sig.args() {
+            if !args.active {
+                ctx.wake_reload.notify_one();
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn reloader(ctx: Arc<Ctx>) {
+    loop {
+        ctx.wake_reload.notified().await;
+        tracing::info!("systemd reloaded: re-reading recipes");
+        refresh_all(&ctx).await;
+    }
+}

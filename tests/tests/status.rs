@@ -1,0 +1,235 @@
+//! Status that explains every stop (issue 8), in a real systemd: the exact reason
+//! words in `krill status` and `--json`, stale reasons, workspace headlines, the exit
+//! codes, and `--wait`.
+
+use std::time::Duration;
+
+use krill_e2e::{text, Container};
+
+const T: Duration = Duration::from_secs(30);
+
+fn report(c: &Container, ws: &str) -> serde_json::Value {
+    serde_json::from_str(&c.status(&format!("{ws} --json"))).unwrap()
+}
+
+fn svc(c: &Container, ws: &str, name: &str) -> serde_json::Value {
+    let v = report(c, ws);
+    assert_eq!(v["version"], 1, "{v}");
+    v["workspaces"][0]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+fn reason(c: &Container, ws: &str, name: &str) -> String {
+    svc(c, ws, name)["reason"].as_str().unwrap_or("").to_owned()
+}
+
+fn headline(c: &Container, ws: &str) -> (String, String) {
+    let v = report(c, ws);
+    let w = &v["workspaces"][0];
+    (
+        w["state"].as_str().unwrap_or("").to_owned(),
+        w["detail"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+fn wait_reason(c: &Container, ws: &str, name: &str, want: &str) {
+    c.wait_for(&format!("{ws}/{name}: {want}"), T, || {
+        reason(c, ws, name) == want
+    });
+    let table = c.status(ws);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(name) && l.ends_with(want)),
+        "the table shows the reason:\n{table}"
+    );
+}
+
+const WHY: &str = r#"
+version: "1"
+name: why
+services:
+  code:
+    execute: {type: shell, command: "sh -c 'exit 3'"}
+  sig:
+    execute: {type: shell, command: "sh -c 'kill -USR1 $$'"}
+  clean:
+    execute: {type: shell, command: "true"}
+    policy: {restart: on-failure}
+  giveup:
+    execute: {type: shell, command: "sh -c 'exit 1'"}
+    policy: {restart: on-failure, max_restarts: 2, restart_delay: 100ms}
+  missing:
+    execute: {type: ros2, package: nav2_bringup, launch_file: nav.launch.py}
+  dep:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [missing]
+  gpu:
+    execute: {type: shell, command: sleep infinity}
+    gpu: true
+  hb:
+    execute: {type: shell, command: sleep infinity}
+    health_check: {type: heartbeat, timeout: 1s}
+  probe:
+    execute: {type: shell, command: sleep infinity}
+    health_check: {type: script, command: "test ! -e /run/probe-fail"}
+  op:
+    execute: {type: shell, command: sleep infinity}
+"#;
+
+/// One test per reason: each service of `why` stops in its own way, and `krill
+/// status` names the cause in the table and in `--json`.
+#[test]
+fn every_stop_has_a_reason() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("why");
+    // `krill install --now --wait` follows the start and fails: services failed.
+    let out = c.install("/root/why.yaml", WHY, "--now --wait=20s");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("did not start"), "{}", text(&out));
+
+    wait_reason(&c, "why", "code", "exited with code 3");
+    wait_reason(&c, "why", "sig", "killed by SIGUSR1");
+    wait_reason(
+        &c,
+        "why",
+        "clean",
+        "exited 0 (clean exit; on-failure does not restart it)",
+    );
+    wait_reason(
+        &c,
+        "why",
+        "giveup",
+        "gave up after 2 restarts; last run: exited with code 1",
+    );
+    assert_eq!(svc(&c, "why", "giveup")["restarts"], 2);
+    wait_reason(&c, "why", "missing", "executable not found: ros2");
+    wait_reason(&c, "why", "dep", "dependency missing failed for good");
+    c.wait_for("gpu reason", T, || {
+        reason(&c, "why", "gpu").starts_with("no usable GPU: ")
+    });
+    c.wait_for("watchdog reason", T, || {
+        let r = reason(&c, "why", "hb");
+        r.starts_with("no heartbeat for 1.") && r.ends_with(" s (timeout 1.0 s)")
+    });
+    c.wait_for("probe healthy", T, || {
+        svc(&c, "why", "probe")["health"] == "healthy"
+    });
+    c.write("/run/probe-fail", "");
+    c.wait_for("probe reason", T, || {
+        reason(&c, "why", "probe").starts_with("probe failing: ")
+    });
+    c.ok("systemctl stop krill-why-op.service");
+    wait_reason(&c, "why", "op", "stopped by an operator");
+    let op = svc(&c, "why", "op");
+    assert_eq!(op["state"], "inactive");
+    assert_eq!(op["sub_state"], "dead");
+    assert!(op["pid"].is_null() && op["uptime_s"].is_null(), "{op}");
+    // No reason ever says "status 15" for a signal.
+    assert!(!c.status("why").contains("status 15"));
+    // Headline: something failed, nothing critical.
+    let (state, detail) = headline(&c, "why");
+    assert_eq!(state, "degraded", "{detail}");
+    assert!(
+        detail.ends_with("of 10 services need attention"),
+        "{detail}"
+    );
+    // Exit codes.
+    assert_eq!(c.sh("krill status why").status.code(), Some(3));
+    assert_eq!(c.sh("krill status nosuch").status.code(), Some(1));
+    assert_eq!(c.sh("krill status --bogus").status.code(), Some(2));
+}
+
+/// A cascade reason belongs to the run it stopped: after recovery, no reason; the
+/// failure stays as `last_failure`. Headlines for running, stopped, emergency-stopped
+/// and failed; `krill start --wait` success and timeout.
+#[test]
+fn reasons_clear_with_a_new_run_and_headlines_follow() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("stale");
+    let recipe = r#"
+version: "1"
+name: st
+services:
+  a:
+    execute: {type: shell, command: "sh -c 'while test ! -e /run/a-die; do sleep 0.05; done; exit 1'"}
+  b:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [a]
+"#;
+    let out = c.install("/root/st.yaml", recipe, "--now --wait=20s");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(headline(&c, "st").0, "running");
+    assert_eq!(c.sh("krill status st").status.code(), Some(0));
+    assert!(svc(&c, "st", "b")["reason"].is_null());
+
+    c.write("/run/a-die", "");
+    wait_reason(
+        &c,
+        "st",
+        "b",
+        "stopped by a cascade from a (exited with code 1)",
+    );
+    wait_reason(&c, "st", "a", "exited with code 1");
+
+    std::fs::remove_file(c.path("/run/a-die")).unwrap();
+    let out = c.sh("krill start st --wait=20s");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for s in ["a", "b"] {
+        let v = svc(&c, "st", s);
+        assert!(v["reason"].is_null(), "a new run has no old reason: {v}");
+    }
+    let a = svc(&c, "st", "a");
+    assert_eq!(a["last_failure"]["reason"], "exited with code 1", "{a}");
+
+    c.ok("krill stop st");
+    c.wait_for("st stopped", T, || headline(&c, "st").0 == "stopped");
+    assert_eq!(c.sh("krill status st").status.code(), Some(3));
+
+    c.ok("krill start st --wait=20s");
+    c.ok("krill estop st --reason 'bumper pressed'");
+    assert_eq!(
+        headline(&c, "st"),
+        ("emergency-stopped".to_owned(), "bumper pressed".to_owned())
+    );
+    wait_reason(&c, "st", "b", "emergency stop: bumper pressed");
+
+    // A critical service that never starts: failed. And --wait gives up in time.
+    let crit = r#"
+version: "1"
+name: cr
+services:
+  base:
+    execute: {type: shell, command: sleep infinity}
+    health_check: {type: script, command: "test -e /run/base-ok"}
+  brain:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [{base: healthy}]
+    critical: true
+"#;
+    let out = c.install("/root/cr.yaml", crit, "--now");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(headline(&c, "cr").0, "starting");
+    let out = c.sh("krill start cr --wait=2s");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("is not running after 2s"),
+        "{}",
+        text(&out)
+    );
+    wait_reason(&c, "cr", "brain", "waiting for base to be healthy");
+    c.ok("systemctl kill -s KILL krill-cr-base.service");
+    c.wait_for("cr failed", T, || headline(&c, "cr").0 == "failed");
+    assert!(
+        headline(&c, "cr")
+            .1
+            .starts_with("critical service brain is down: dependency base "),
+        "{:?}",
+        headline(&c, "cr")
+    );
+}
