@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use krill_e2e::{now_us, Container};
+use krill_e2e::{now_us, text, Container};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -117,8 +117,8 @@ services:
 fn s6_max_restarts_is_exact() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("s6-max");
-    c.install_ok(
-        "mx",
+    let out = c.install(
+        "/root/mx.yaml",
         r#"
 version: "1"
 name: mx
@@ -129,6 +129,8 @@ services:
 "#,
         "--now",
     );
+    // `--now` tells the truth: the service could not stay up.
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let u = unit("mx", "flaky");
     c.wait_state(&u, "failed/failed", T);
     let runs = std::fs::read_to_string(c.path("/run/runs")).unwrap();

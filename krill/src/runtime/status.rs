@@ -756,6 +756,29 @@ mod tests {
     }
 
     #[test]
+    fn reasons_cannot_forge_rows_or_drive_the_terminal() {
+        let evil = "ok\nfake  active/running  healthy\x1b[2J\x1b]0;pwned\x07\u{202e}";
+        let p = printable(evil);
+        assert!(!p.chars().any(|c| c.is_control()), "{p:?}");
+        let d = tempfile::tempdir().unwrap();
+        let r = Records::at(d.path());
+        r.record_estop("w", evil).unwrap();
+        let m = Manifest {
+            workspace: "w".into(),
+            target: "krill-w.target".into(),
+            services: vec![svc()],
+            ..Default::default()
+        };
+        let t = render_table(&assemble(&m, &Facts::default(), &r));
+        assert_eq!(t.lines().count(), 3, "{t}");
+        assert!(!t.contains('\x1b'));
+        assert_eq!(
+            printable(&"x".repeat(500)).chars().count(),
+            MAX_REASON_CHARS + 1
+        );
+    }
+
+    #[test]
     fn systemd_exit_facts_become_words() {
         let d = tempfile::tempdir().unwrap();
         let r = Records::at(d.path());
