@@ -13,7 +13,6 @@
 //!   the first one due `timeout` after start.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use krill::runtime::manifest::ManifestService;
 use krill::runtime::records::{Kind, Records};
@@ -45,11 +44,6 @@ pub struct Watched {
     pub target: String,
     /// The unit's cgroup: only processes in it (or below) speak for the service.
     pub cgroup: String,
-    pub check: Option<HealthCheck>,
-    /// The service's environment (recipe `env` and `KRILL_*`), for script probes.
-    pub env: Vec<(String, String)>,
-    pub working_dir: PathBuf,
-    pub max_restarts: u32,
     /// The service as the generator described it (what status reads).
     pub svc: ManifestService,
 }
@@ -74,10 +68,6 @@ pub fn config_of(loaded: &krill::runtime::manifest::Loaded) -> BTreeMap<String, 
                     unit: s.unit.clone(),
                     target: m.target.clone(),
                     cgroup: crate::auth::unit_cgroup(&m.slice, &s.unit),
-                    check: s.check.clone(),
-                    env: s.env.clone(),
-                    working_dir: s.working_dir.clone(),
-                    max_restarts: s.max_restarts,
                     svc: s.clone(),
                 },
             );
@@ -129,7 +119,6 @@ pub struct Tracked {
     /// A check passed since the current run started (what `healthy` gates wait for).
     pub passed: bool,
     pub failures: u32,
-    pub last_failure: String,
     /// A probe is running now.
     pub probing: bool,
     /// This run sent heartbeats over the socket (so it is not a plain sd_notify client).
@@ -190,7 +179,7 @@ pub struct Supervisor {
 impl Tracked {
     fn new(watched: Watched, now: Instant) -> Tracked {
         Tracked {
-            health: if watched.check.is_some() {
+            health: if watched.svc.check.is_some() {
                 Health::Inactive
             } else {
                 Health::None
@@ -203,7 +192,6 @@ impl Tracked {
             run_started: now,
             passed: false,
             failures: 0,
-            last_failure: String::new(),
             probing: false,
             socket_client: false,
             native_ping_us: 0,
@@ -212,7 +200,7 @@ impl Tracked {
     }
 
     fn publish(&self, records: &Records) {
-        if self.watched.check.is_none() {
+        if self.watched.svc.check.is_none() {
             return;
         }
         if let Err(e) = records.write(
@@ -303,7 +291,7 @@ impl Supervisor {
                 self.records.remove(Kind::Health, unit);
             }
         }
-        let health = match (&t.watched.check, t.running()) {
+        let health = match (&t.watched.svc.check, t.running()) {
             (None, _) => Health::None,
             (Some(_), false) => Health::Inactive,
             (Some(_), true) if new_run => {
@@ -333,7 +321,7 @@ impl Supervisor {
     pub fn health_facts(&self) -> BTreeMap<String, HealthFacts> {
         self.units
             .iter()
-            .filter(|(_, t)| t.watched.check.is_some() && t.running())
+            .filter(|(_, t)| t.watched.svc.check.is_some() && t.running())
             .map(|(u, t)| {
                 (
                     u.clone(),
@@ -387,7 +375,7 @@ impl Supervisor {
         }
         t.last_beat = Some(now);
         t.socket_client = true;
-        let is_heartbeat_check = matches!(t.watched.check, Some(HealthCheck::Heartbeat { .. }));
+        let is_heartbeat_check = matches!(t.watched.svc.check, Some(HealthCheck::Heartbeat { .. }));
         let mut changed = false;
         if is_heartbeat_check && t.running() {
             let (health, reason) = match hb.status {
@@ -421,7 +409,7 @@ impl Supervisor {
         self.units
             .iter()
             .filter(|(_, t)| {
-                matches!(t.watched.check, Some(HealthCheck::Heartbeat { .. }))
+                matches!(t.watched.svc.check, Some(HealthCheck::Heartbeat { .. }))
                     && t.running()
                     && !t.socket_client
             })
@@ -461,7 +449,7 @@ impl Supervisor {
         let mut out = vec![];
         for (u, t) in &mut self.units {
             if let (Some(HealthCheck::Heartbeat { timeout }), true) =
-                (&t.watched.check, t.running())
+                (&t.watched.svc.check, t.running())
             {
                 let since = t.last_beat.unwrap_or(t.run_started);
                 if now.duration_since(since) > *timeout && t.health != Health::Unhealthy {
@@ -471,7 +459,6 @@ impl Supervisor {
                         now.duration_since(since).as_secs_f64(),
                         timeout
                     );
-                    t.last_failure = t.reason.clone();
                     t.publish(&self.records);
                     out.push(u.clone());
                 }
@@ -486,7 +473,7 @@ impl Supervisor {
         self.units
             .values()
             .filter(|t| t.running())
-            .filter_map(|t| match &t.watched.check {
+            .filter_map(|t| match &t.watched.svc.check {
                 Some(HealthCheck::Heartbeat { timeout })
                     if t.health != Health::Unhealthy
                         && (t.socket_client || t.native_ping_us == 0) =>
@@ -506,7 +493,7 @@ impl Supervisor {
         let mut out = vec![];
         for (u, t) in &mut self.units {
             let probe = matches!(
-                t.watched.check,
+                t.watched.svc.check,
                 Some(
                     HealthCheck::Tcp { .. } | HealthCheck::Http { .. } | HealthCheck::Script { .. }
                 )
@@ -515,7 +502,7 @@ impl Supervisor {
                 t.probing = true;
                 out.push((
                     u.clone(),
-                    t.watched.check.clone().expect("probe"),
+                    t.watched.svc.check.clone().expect("probe"),
                     t.watched.clone(),
                 ));
             }
@@ -560,7 +547,6 @@ impl Supervisor {
                 if t.failures >= FAILURE_THRESHOLD && t.health != Health::Unhealthy {
                     t.health = Health::Unhealthy;
                     t.reason = format!("{why} ({} checks in a row)", t.failures);
-                    t.last_failure = t.reason.clone();
                     t.publish(&self.records);
                     let why = format!("probe failing: {}", t.reason);
                     if let Err(e) = self.records.record_reason(unit, invocation, &why) {
@@ -581,16 +567,16 @@ mod tests {
 
     fn watched(unit: &str, service: &str, check: Option<HealthCheck>) -> Watched {
         Watched {
-            svc: Default::default(),
+            svc: ManifestService {
+                check,
+                working_dir: "/".into(),
+                ..Default::default()
+            },
             workspace: "w".into(),
             service: service.into(),
             unit: unit.into(),
             target: "krill-w.target".into(),
             cgroup: crate::auth::unit_cgroup("krill-w.slice", unit),
-            check,
-            env: vec![],
-            working_dir: "/".into(),
-            max_restarts: 0,
         }
     }
 

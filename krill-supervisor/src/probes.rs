@@ -95,8 +95,8 @@ pub async fn script(
         .args(args)
         .env_clear()
         .env("PATH", SERVICE_PATH)
-        .envs(w.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&w.working_dir)
+        .envs(w.svc.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&w.svc.working_dir)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -178,16 +178,16 @@ mod tests {
 
     fn w() -> Watched {
         Watched {
-            svc: Default::default(),
+            svc: krill::runtime::manifest::ManifestService {
+                env: vec![("PROBE_EXIT".into(), "3".into())],
+                working_dir: "/".into(),
+                ..Default::default()
+            },
             workspace: "w".into(),
             service: "s".into(),
             unit: "u".into(),
             target: "t".into(),
             cgroup: "/krill.slice/krill-w.slice/u".into(),
-            check: None,
-            env: vec![("PROBE_EXIT".into(), "3".into())],
-            working_dir: "/".into(),
-            max_restarts: 0,
         }
     }
 

@@ -220,6 +220,15 @@ impl<'de> Deserialize<'de> for RawDependency {
 
 // ---- JSON schema helpers (schemas/krill.schema.json is generated from these types) ----
 
+/// The schema of a `type:` field: one of `names`.
+fn type_schema(description: &str, names: &[&str]) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": description,
+        "type": "string",
+        "enum": names,
+    })
+}
+
 /// Execute types (the list is [`ExecuteKind::ALL`]).
 struct ExecuteType;
 
@@ -228,11 +237,7 @@ impl schemars::JsonSchema for ExecuteType {
         "ExecuteType".into()
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "Execute types.",
-            "type": "string",
-            "enum": ExecuteKind::ALL.map(ExecuteKind::as_str),
-        })
+        type_schema("Execute types.", &ExecuteKind::ALL.map(ExecuteKind::as_str))
     }
 }
 
@@ -244,11 +249,10 @@ impl schemars::JsonSchema for HealthCheckType {
         "HealthCheckType".into()
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "Health check types.",
-            "type": "string",
-            "enum": HealthKind::ALL.map(HealthKind::as_str),
-        })
+        type_schema(
+            "Health check types.",
+            &HealthKind::ALL.map(HealthKind::as_str),
+        )
     }
 }
 

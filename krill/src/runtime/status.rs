@@ -265,11 +265,10 @@ fn service(s: &ManifestService, u: &UnitFacts, facts: &Facts, records: &Records)
         restarts: restarts(u.restarts, s.max_restarts),
         uptime_s: (run && u.started_us > 0)
             .then(|| facts.now_us.saturating_sub(u.started_us) / 1_000_000),
-        result: (u.exec_main_code != 0
-            || !u.result.is_empty() && u.result != "success"
-            || u.started_us > 0)
-            .then(|| u.result.clone())
-            .filter(|r| !r.is_empty()),
+        // systemd says `success` for a unit that never ran: that is no result.
+        result: Some(u.result.clone()).filter(|r| {
+            !r.is_empty() && (r != "success" || u.exec_main_code != 0 || u.started_us > 0)
+        }),
         heartbeat_age_s: beat_age_us.map(|a| (a / 1000) as f64 / 1000.0),
         last_failure,
         ok,
@@ -419,10 +418,7 @@ pub fn end_of_run(s: &ManifestService, u: &UnitFacts) -> Option<String> {
         (1, 0) if requested => OPERATOR.to_owned(),
         (1, 0) => "exited 0 (clean exit; on-failure does not restart it)".to_owned(),
         (1, n) => format!("exited with code {n}"),
-        (_, sig) if requested && u.result == "success" => {
-            let _ = sig;
-            OPERATOR.to_owned()
-        }
+        _ if requested && u.result == "success" => OPERATOR.to_owned(),
         (3, sig) => format!("killed by {} (core dumped)", signal_name(sig)),
         (_, sig) => format!("killed by {}", signal_name(sig)),
     };

@@ -113,29 +113,9 @@ pub fn cycle_diagnostic(at: Pos, cycle: &[String]) -> Diagnostic {
     )
 }
 
-/// The services in a start order (each dependency before its dependents), or, if the
-/// dependencies have a cycle, one cycle as a closed path (`a -> b -> a`).
-pub fn topological_order(services: &IndexMap<String, Service>) -> Result<Vec<String>, Vec<String>> {
-    let mut g = DiGraph::<&str, ()>::new();
-    let idx: IndexMap<&str, _> = services
-        .keys()
-        .map(|k| (k.as_str(), g.add_node(k.as_str())))
-        .collect();
-    for (name, s) in services {
-        for d in &s.dependencies {
-            if let Some(from) = idx.get(d.name.as_str()) {
-                g.add_edge(*from, idx[name.as_str()], ());
-            }
-        }
-    }
-    match petgraph::algo::toposort(&g, None) {
-        Ok(order) => Ok(order.into_iter().map(|n| g[n].to_owned()).collect()),
-        Err(_) => Err(find_cycle(services).unwrap_or_default()),
-    }
-}
-
-/// Returns one dependency cycle as a closed path (`a -> b -> a`), if there is any.
-fn find_cycle(services: &IndexMap<String, Service>) -> Option<Vec<String>> {
+/// The dependency graph: one node per service (in recipe order), an edge from each
+/// service to each of its dependencies. Unknown dependencies are left out.
+fn graph(services: &IndexMap<String, Service>) -> DiGraph<&str, ()> {
     let mut g = DiGraph::<&str, ()>::new();
     let idx: IndexMap<&str, _> = services
         .keys()
@@ -148,9 +128,25 @@ fn find_cycle(services: &IndexMap<String, Service>) -> Option<Vec<String>> {
             }
         }
     }
+    g
+}
+
+/// The services in a start order (each dependency before its dependents), or, if the
+/// dependencies have a cycle, one cycle as a closed path (`a -> b -> a`).
+pub fn topological_order(services: &IndexMap<String, Service>) -> Result<Vec<String>, Vec<String>> {
+    let g = graph(services);
+    match petgraph::algo::toposort(&g, None) {
+        // Edges point at dependencies, so a dependency comes after its dependents.
+        Ok(order) => Ok(order.into_iter().rev().map(|n| g[n].to_owned()).collect()),
+        Err(_) => Err(find_cycle(&g).unwrap_or_default()),
+    }
+}
+
+/// Returns one dependency cycle of `g` as a closed path (`a -> b -> a`), if any.
+fn find_cycle(g: &DiGraph<&str, ()>) -> Option<Vec<String>> {
     // Tarjan returns SCCs in reverse topological order; pick the first non-trivial one
     // in recipe order for a stable message.
-    let mut sccs: Vec<Vec<_>> = petgraph::algo::tarjan_scc(&g)
+    let mut sccs: Vec<Vec<_>> = petgraph::algo::tarjan_scc(g)
         .into_iter()
         .filter(|c| c.len() > 1)
         .collect();
