@@ -107,7 +107,7 @@ fn estop_and_status_are_not_blinded_by_bad_recipes() {
         c.cgroup_pids("krill.slice/krill-two.slice").is_empty()
     });
     let st = c.status("two");
-    assert!(st.contains("EMERGENCY STOP: all stop"), "{st}");
+    assert!(st.contains("emergency-stopped (all stop)"), "{st}");
     // Without the system bus (dbus-daemon stopped), through systemd's private socket.
     c.ok("systemctl start krill-two.target");
     c.wait_state("krill-two-top.service", "active/running", T);
@@ -171,7 +171,9 @@ services:
     });
     let st = c.status("nr");
     assert!(
-        st.contains("EMERGENCY STOP: critical service krill-nr-brain.service failed for good"),
+        st.contains(
+            "emergency-stopped (critical service brain failed for good: killed by SIGTERM)"
+        ),
         "{st}"
     );
     let log = c.journal("-u krill-nr-brain.service");

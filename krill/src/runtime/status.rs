@@ -11,9 +11,9 @@
 //!
 //! # Heartbeats
 //! A heartbeat service shows the age of its last heartbeat. It is `late` once that
-//! age exceeds the expected interval: 1.5 × the smoothed gap between its heartbeats
-//! as the supervisor saw them (at least [`MIN_LATE`]), or half the timeout before two
-//! heartbeats arrived. `late` is shown, not acted on: systemd's watchdog acts at the
+//! age exceeds the expected interval: 2 × the smoothed gap between its heartbeats as
+//! the supervisor saw them, at least [`MIN_LATE`] and at most half the timeout (half
+//! the timeout before two heartbeats arrived). `late` is shown, not acted on: systemd's watchdog acts at the
 //! timeout.
 
 use std::collections::BTreeMap;
@@ -30,8 +30,9 @@ use crate::runtime::timing::HEALTHY_START_PERIOD;
 /// Version of the JSON shape (`"version": 1`).
 pub const VERSION: u32 = 1;
 
-/// A heartbeat is never `late` earlier than this after the previous one (100 ms).
-pub const MIN_LATE: std::time::Duration = std::time::Duration::from_millis(100);
+/// A heartbeat is never `late` earlier than this after the previous one (500 ms),
+/// unless half the timeout is shorter: scheduling on a loaded robot delays beats.
+pub const MIN_LATE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Health facts the supervisor knows and systemd does not.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -299,7 +300,9 @@ fn health(
     if let (HealthCheck::Heartbeat { timeout }, Some(age)) = (check, beat_age_us) {
         let timeout_us = timeout.as_micros() as u64;
         let expected_us = match hf.and_then(|h| h.beat_interval_ms) {
-            Some(ms) => (ms * 1500).max(MIN_LATE.as_micros() as u64),
+            Some(ms) => (ms * 2000)
+                .max(MIN_LATE.as_micros() as u64)
+                .min(timeout_us / 2),
             None => timeout_us / 2,
         };
         let started_long_ago = now_us.saturating_sub(u.started_us) > expected_us;
@@ -328,6 +331,8 @@ fn health(
             _ if why.is_empty() => "probe failing".to_owned(),
             _ => format!("probe failing: {why}"),
         }),
+        // The probe's latest error while the service starts, if any.
+        "starting" if !why.is_empty() => Some(why),
         "starting"
             if now_us.saturating_sub(u.started_us) > HEALTHY_START_PERIOD.as_micros() as u64 =>
         {
@@ -850,13 +855,13 @@ mod tests {
             ws.services[0].last_failure.as_ref().unwrap().reason,
             "exited with code 1"
         );
-        // 0.5 s silent with 0.2 s beats: late long before the 10 s timeout.
-        facts.now_us = 2_500_000;
+        // 0.6 s silent with 0.2 s beats: late long before the 10 s timeout.
+        facts.now_us = 2_600_000;
         let ws = assemble(&m, &facts, &r);
         assert_eq!(ws.services[0].health.as_deref(), Some("late"));
         assert_eq!(
             ws.services[0].reason.as_deref(),
-            Some("no heartbeat for 0.5 s (timeout 10 s)")
+            Some("no heartbeat for 0.6 s (timeout 10 s)")
         );
         assert_eq!(ws.state, WorkspaceState::Degraded);
     }
