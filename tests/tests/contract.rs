@@ -129,8 +129,9 @@ services:
 "#,
         "--now",
     );
-    // `--now` tells the truth: the service could not stay up.
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // Plain `--now` exits 0 or 3 depending on whether it looked before or after the
+    // first exit (it waits for the processes to start, not to stay up).
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", text(&out));
     let u = unit("mx", "flaky");
     c.wait_state(&u, "failed/failed", T);
     let runs = std::fs::read_to_string(c.path("/run/runs")).unwrap();

