@@ -199,6 +199,19 @@ services:
     );
     wait_reason(&c, "st", "b", "emergency stop: bumper pressed");
 
+    // Plain `--now` never says "started" when a service could not exec.
+    let out = c.install(
+        "/root/ex.yaml",
+        "version: \"1\"\nname: ex\nservices:\n  nav:\n    execute: {type: ros2, package: p, launch_file: l.py}\n",
+        "--now",
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("executable not found: ros2"),
+        "{}",
+        text(&out)
+    );
+
     // A critical service that never starts: failed. And --wait gives up in time.
     let crit = r#"
 version: "1"
