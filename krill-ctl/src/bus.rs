@@ -1,12 +1,14 @@
-//! The CLI's D-Bus calls (zbus), to systemd and to krill-supervisor, run to completion
-//! on a small current-thread runtime: the CLI is synchronous, its calls are few.
+//! The CLI's one D-Bus client (zbus): systemd's Manager API for every action, and
+//! krill-supervisor's API. Calls run to completion on a small current-thread runtime:
+//! the CLI is synchronous and its calls are few. No `systemctl` or `busctl` process
+//! is spawned.
 
 use std::future::Future;
 use std::time::Duration;
 
-use krill::runtime::bus::SupervisorProxy;
+use krill::runtime::bus::{self as kbus, Job, SupervisorProxy, UnitFacts};
 
-/// How long the CLI waits for krill-supervisor before it acts through systemd itself.
+/// How long the CLI waits for krill-supervisor's answer (2 s).
 pub const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a D-Bus call failed.
@@ -20,30 +22,110 @@ pub enum Error {
     Runtime(#[from] std::io::Error),
     #[error("krill-supervisor did not answer within {0:?}")]
     Timeout(Duration),
+    /// A job systemd ran for krill did not succeed (`systemctl` would fail too).
+    #[error("systemd could not {verb} {unit}: job {result}; see `journalctl -u {unit}`")]
+    Job {
+        verb: &'static str,
+        unit: String,
+        result: String,
+    },
 }
 
-/// Runs `f` with a connection to the system bus.
+/// The small current-thread runtime the CLI's D-Bus calls run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs `f` with a connection to the system bus (reads, and the supervisor).
 pub fn with_system<T, E, F, Fut>(f: F) -> Result<T, E>
 where
     E: From<Error>,
     F: FnOnce(zbus::Connection) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::from)?;
-    rt.block_on(async move {
+    runtime()?.block_on(async move {
         let conn = zbus::Connection::system().await.map_err(Error::from)?;
         f(conn).await
     })
 }
 
-async fn bounded<T>(fut: impl Future<Output = zbus::Result<T>>) -> Result<T, Error> {
-    tokio::time::timeout(SUPERVISOR_TIMEOUT, fut)
-        .await
-        .map_err(|_| Error::Timeout(SUPERVISOR_TIMEOUT))?
-        .map_err(Error::from)
+/// A blocking handle on systemd for one command: one system-bus connection for all
+/// its calls.
+pub struct Systemd {
+    rt: tokio::runtime::Runtime,
+    conn: zbus::Connection,
+}
+
+impl Systemd {
+    pub fn connect() -> Result<Self, Error> {
+        let rt = runtime()?;
+        let conn = rt.block_on(zbus::Connection::system())?;
+        Ok(Systemd { rt, conn })
+    }
+
+    /// Runs an async call on this connection.
+    pub fn call<T, Fut: Future<Output = T>>(&self, f: impl FnOnce(zbus::Connection) -> Fut) -> T {
+        self.rt.block_on(f(self.conn.clone()))
+    }
+
+    /// `daemon-reload`; returns once systemd has reloaded.
+    pub fn reload(&self) -> Result<(), Error> {
+        self.call(|c| async move {
+            kbus::ManagerProxy::new(&c).await?.reload().await?;
+            Ok(())
+        })
+    }
+
+    /// systemd's facts of each unit, in order (`not-found` for units it cannot load).
+    pub fn facts(&self, units: &[String]) -> Vec<UnitFacts> {
+        self.call(|c| async move {
+            let mut out = Vec::with_capacity(units.len());
+            for u in units {
+                out.push(kbus::unit_facts_by_name(&c, u).await);
+            }
+            out
+        })
+    }
+
+    /// Whether `unit` is active or activating.
+    pub fn is_running(&self, unit: &str) -> bool {
+        let f = self.facts(&[unit.to_owned()]);
+        matches!(f[0].active.as_str(), "active" | "activating" | "reloading")
+    }
+
+    /// Queues `job` for `units`. With `wait`, returns once the jobs finished and fails
+    /// if one did not succeed, as `systemctl` would; without it, once they are queued.
+    pub fn jobs(&self, job: Job, units: &[String], wait: bool) -> Result<(), Error> {
+        let results = self.call(|c| async move { kbus::queue_jobs(&c, job, units, wait).await })?;
+        match results
+            .into_iter()
+            .find(|(_, r)| r != "done" && r != "skipped")
+        {
+            Some((unit, result)) => Err(Error::Job {
+                verb: match job {
+                    Job::Start => "start",
+                    Job::Stop => "stop",
+                    Job::Restart | Job::TryRestart => "restart",
+                },
+                unit,
+                result,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// `reset-failed` of `units`; units systemd has not loaded are skipped.
+    pub fn reset_failed(&self, units: &[String]) -> Result<(), Error> {
+        self.call(|c| async move { kbus::reset_failed(&c, units).await })?;
+        Ok(())
+    }
+
+    /// Whether systemd has a job queued or running for `unit` (a stop, say).
+    pub fn has_job(&self, unit: &str) -> bool {
+        self.facts(&[unit.to_owned()])[0].job
+    }
 }
 
 /// krill-supervisor's `GetStatus(ws)` (JSON), if it answers in time.
@@ -52,7 +134,8 @@ pub async fn supervisor_status(conn: &zbus::Connection, ws: &str) -> Result<Stri
     bounded(p.get_status(ws)).await
 }
 
-/// krill-supervisor's `EmergencyStop(ws, reason)`, if it answers in time.
+/// krill-supervisor's `EmergencyStop(ws, reason)`, if it answers in time: the door to
+/// the emergency stop for members of group `krill` (the D-Bus policy lets them in).
 pub async fn supervisor_estop(
     conn: &zbus::Connection,
     ws: &str,
@@ -62,27 +145,9 @@ pub async fn supervisor_estop(
     bounded(p.emergency_stop(ws, reason)).await
 }
 
-/// Whether systemd has a job queued or running for `unit` (a stop, say).
-pub async fn has_job(conn: &zbus::Connection, unit: &str) -> Result<bool, Error> {
-    let props =
-        krill::runtime::bus::unit_properties(conn, &krill::runtime::bus::unit_path(unit)).await?;
-    let v = props
-        .get(
-            zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.systemd1.Unit"),
-            "Job",
-        )
-        .await?;
-    let (id, _path): (u32, zbus::zvariant::OwnedObjectPath) =
-        v.try_into().map_err(zbus::Error::Variant)?;
-    Ok(id != 0)
-}
-
-/// The workspaces whose target systemd has loaded.
-pub async fn loaded_workspaces(conn: &zbus::Connection) -> Result<Vec<String>, Error> {
-    Ok(krill::runtime::bus::loaded_workspaces(conn).await?)
-}
-
-/// Stops workspace `ws` through systemd (target and slice).
-pub async fn stop_workspace(conn: &zbus::Connection, ws: &str) -> Result<(), Error> {
-    Ok(krill::runtime::bus::stop_workspace(conn, ws).await?)
+async fn bounded<T>(fut: impl Future<Output = zbus::Result<T>>) -> Result<T, Error> {
+    tokio::time::timeout(SUPERVISOR_TIMEOUT, fut)
+        .await
+        .map_err(|_| Error::Timeout(SUPERVISOR_TIMEOUT))?
+        .map_err(Error::from)
 }

@@ -1,8 +1,10 @@
-//! `krill estop [NAME]`: the operator's emergency stop. It acts on what systemd has
-//! loaded (the `krill-*.target` units and the workspace slices), never on recipe
-//! files, so a broken, colliding or half-edited recipe cannot blind it. Recipes the
-//! generator skipped are reported beside the result.
+//! `krill estop [NAME]`: the operator's emergency stop. As root it calls
+//! [`krill::runtime::estop::emergency_stop`] itself, so krill-supervisor is never in
+//! the way, and a dead or hung dbus-daemon only sends it through systemd's private
+//! socket. Members of group `krill` ask krill-supervisor, which calls the same
+//! function. Recipes the generator skipped are reported beside the result.
 
+use krill::runtime::bus as kbus;
 use krill::runtime::manifest::Loaded;
 use krill::runtime::records::Records;
 
@@ -12,7 +14,7 @@ use crate::bus;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stopped {
     pub workspace: String,
-    /// `krill-supervisor`, or systemd directly when the supervisor did not answer.
+    /// `systemd` (root) or `krill-supervisor` (group krill).
     pub via: &'static str,
 }
 
@@ -20,7 +22,7 @@ pub struct Stopped {
 #[derive(Debug, Default)]
 pub struct Report {
     pub stopped: Vec<Stopped>,
-    /// (workspace, why it could not be stopped)
+    /// (workspace, why it could not be stopped, or what went wrong beside the stop)
     pub failed: Vec<(String, String)>,
     /// Recipes the generator skipped at the latest reload (not running as such).
     pub skipped_recipes: Vec<krill::runtime::manifest::Rejected>,
@@ -35,8 +37,26 @@ pub enum Error {
     Unknown(String, String),
     #[error(transparent)]
     Bus(#[from] bus::Error),
-    #[error("emergency stop failed: {0}")]
-    Fallback(String),
+}
+
+impl From<zbus::Error> for Error {
+    fn from(e: zbus::Error) -> Self {
+        Error::Bus(e.into())
+    }
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(krill::runtime::estop::BUS_TIMEOUT, f)
+        .await
+        .ok()
+}
+
+fn select(name: Option<&str>, loaded: Vec<String>) -> Result<Vec<String>, Error> {
+    match name {
+        Some(n) if loaded.iter().any(|l| l == n) => Ok(vec![n.to_owned()]),
+        Some(n) => Err(Error::Unknown(n.to_owned(), loaded.join(", "))),
+        None => Ok(loaded),
+    }
 }
 
 /// Stops `name`, or every workspace systemd has loaded.
@@ -46,64 +66,65 @@ pub fn run(name: Option<&str>, reason: &str) -> Result<Report, Error> {
             return Err(Error::BadName(n.to_owned()));
         }
     }
-    let reason = krill::runtime::status::printable(reason);
-    let skipped = Loaded::read().rejected;
     let mut report = Report {
-        skipped_recipes: skipped.clone(),
+        skipped_recipes: Loaded::read().rejected,
         ..Report::default()
     };
-    let via_bus = bus::with_system(|conn| async move {
-        let loaded = bus::loaded_workspaces(&conn).await?;
-        let names = match name {
-            Some(n) if loaded.iter().any(|l| l == n) => vec![n.to_owned()],
-            Some(n) => return Err(Error::Unknown(n.to_owned(), loaded.join(", "))),
-            None => loaded,
-        };
+    if kbus::is_root() {
+        let stopped = bus::runtime()?.block_on(async {
+            use krill::runtime::estop::{emergency_stop, Error as E, Via};
+            let conn = bounded(zbus::Connection::system())
+                .await
+                .and_then(Result::ok);
+            // What systemd has loaded: from systemd, or without a bus from the
+            // generator's manifests of the latest reload.
+            let loaded = match &conn {
+                Some(c) => bounded(kbus::loaded_workspaces(c))
+                    .await
+                    .and_then(Result::ok),
+                None => None,
+            }
+            .unwrap_or_else(|| Loaded::read().workspaces.into_keys().collect());
+            let names = select(name, loaded)?;
+            let records = Records::default();
+            for ws in names {
+                let via = |v| match v {
+                    Via::Bus => "systemd",
+                    Via::PrivateSocket => "systemd's private socket: the system bus did not answer",
+                };
+                match emergency_stop(conn.as_ref(), &records, &ws, reason).await {
+                    Ok(v) => report.stopped.push(Stopped {
+                        workspace: ws,
+                        via: via(v),
+                    }),
+                    Err(e @ E::Record { .. }) => {
+                        report.stopped.push(Stopped {
+                            workspace: ws.clone(),
+                            via: "systemd",
+                        });
+                        report.failed.push((ws, e.to_string()));
+                    }
+                    Err(e) => report.failed.push((ws, e.to_string())),
+                }
+            }
+            Ok::<_, Error>(report)
+        })?;
+        return Ok(stopped);
+    }
+    bus::with_system(|conn| async move {
+        let names = select(name, kbus::loaded_workspaces(&conn).await?)?;
         for ws in names {
-            // The supervisor records and logs it; without it, systemd directly.
-            match bus::supervisor_estop(&conn, &ws, &reason).await {
+            match bus::supervisor_estop(&conn, &ws, reason).await {
                 Ok(()) => report.stopped.push(Stopped {
                     workspace: ws,
                     via: "krill-supervisor",
                 }),
-                Err(_) => {
-                    if let Err(e) = Records::default().record_estop(&ws, &reason) {
-                        eprintln!("krill: {e}");
-                    }
-                    match bus::stop_workspace(&conn, &ws).await {
-                        Ok(()) => report.stopped.push(Stopped {
-                            workspace: ws,
-                            via: "systemd (supervisor not reachable)",
-                        }),
-                        Err(e) => report.failed.push((ws, e.to_string())),
-                    }
-                }
+                Err(e) => report.failed.push((
+                    ws,
+                    format!("{e} (an emergency stop needs root, or group krill and a running krill-supervisor)"),
+                )),
             }
         }
         Ok(report)
-    });
-    match via_bus {
-        // Without the system bus, systemd's private socket (systemctl) still works:
-        // stop every loaded workspace target and slice by pattern.
-        Err(Error::Bus(e)) => {
-            let (t, s) = match name {
-                Some(n) => (
-                    krill::runtime::names::target(n),
-                    krill::runtime::names::slice(n),
-                ),
-                None => ("krill-*.target".to_owned(), "krill-*.slice".to_owned()),
-            };
-            crate::systemctl::run(&["stop", "--no-block", "--", &t, &s])
-                .map_err(|se| Error::Fallback(format!("D-Bus: {e}; systemctl: {se}")))?;
-            Ok(Report {
-                stopped: vec![Stopped {
-                    workspace: name.unwrap_or("every loaded workspace").to_owned(),
-                    via: "systemctl (system bus not reachable)",
-                }],
-                skipped_recipes: skipped,
-                ..Report::default()
-            })
-        }
-        other => other,
-    }
+    })
 }

@@ -13,17 +13,18 @@
 //! 6. Critical (S5): emergency stop: record why, stop the workspace target (every
 //!    member is `PartOf=` it; dependents stop before dependencies by `After=` order).
 
+use krill::runtime::bus::Job;
 use krill::runtime::records::{Kind, Records};
 
-use crate::systemctl;
+use crate::bus::Systemd;
 
 /// Why the handler failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Systemctl(#[from] systemctl::Error),
-    #[error(transparent)]
     Bus(#[from] crate::bus::Error),
+    #[error(transparent)]
+    Estop(#[from] krill::runtime::estop::Error),
 }
 
 /// What the handler was asked to do.
@@ -53,8 +54,7 @@ fn workspace_of(target: &str) -> &str {
         .unwrap_or(target)
 }
 
-/// Runs the handler against the live systemd. Costs two or three `systemctl` calls,
-/// because an emergency stop is only as fast as its slowest step.
+/// Runs the handler against the live systemd, over one connection to it.
 pub fn handle(req: &Request) -> Result<Outcome, Error> {
     let loaded = krill::runtime::manifest::Loaded::read();
     let found = loaded.workspaces.values().find_map(|m| {
@@ -67,10 +67,12 @@ pub fn handle(req: &Request) -> Result<Outcome, Error> {
             req.unit
         )));
     };
-    let unit = req.unit.clone();
-    let st = crate::bus::with_system(|conn| async move {
-        Ok::<_, crate::bus::Error>(krill::runtime::bus::unit_facts_by_name(&conn, &unit).await)
-    })?;
+    let sd = Systemd::connect()?;
+    let mut facts = sd.facts(&[req.unit.clone(), target.clone()]).into_iter();
+    let (st, tst) = (
+        facts.next().unwrap_or_default(),
+        facts.next().unwrap_or_default(),
+    );
     if st.active != "failed" {
         return Ok(Outcome::NotFinal(st.active));
     }
@@ -83,8 +85,7 @@ pub fn handle(req: &Request) -> Result<Outcome, Error> {
     if let Some(why) = records.cascade_reason(&req.unit, inv) {
         return Ok(Outcome::StoppedByKrill(why));
     }
-    let tst = systemctl::show(&target, &["ActiveState"])?;
-    if tst.get("ActiveState").map(String::as_str) != Some("active") {
+    if tst.active != "active" {
         return Ok(Outcome::WorkspaceStopping);
     }
     let why = krill::runtime::status::final_failure(&svc, &st, &records);
@@ -92,14 +93,15 @@ pub fn handle(req: &Request) -> Result<Outcome, Error> {
         // Everything stops with the target; the cascade would only add latency.
         let ws = workspace_of(&target);
         let reason = format!("critical service {} failed for good: {why}", svc.name);
-        if let Err(e) = records.record_estop(ws, &reason) {
-            eprintln!("krill: cannot record the emergency stop: {e}");
-        }
-        emergency_stop(&target)?;
+        sd.call(|c| {
+            let (records, reason) = (&records, &reason);
+            async move { krill::runtime::estop::emergency_stop(Some(&c), records, ws, reason).await }
+        })?;
         return Ok(Outcome::EmergencyStop { reason });
     }
-    let stop = dependents_in_systemd(&req.unit)?;
+    let stop = dependents_in_systemd(&sd, &req.unit);
     let cascaded = cascade(
+        &sd,
         &stop,
         &format!("stopped by a cascade from {} ({why})", svc.name),
     )?;
@@ -107,10 +109,10 @@ pub fn handle(req: &Request) -> Result<Outcome, Error> {
 }
 
 /// The gates of `unit` and, transitively, every service that waits on such a gate,
-/// with its own gates: read from systemd's loaded units (gate `RequiredBy=`), one
-/// `systemctl show` per DAG level. Gates of `krill-W-S.service` are
-/// `krill-started@krill-W-S.service` and `krill-healthy@krill-W-S.service`.
-pub fn dependents_in_systemd(unit: &str) -> Result<Vec<String>, systemctl::Error> {
+/// with its own gates: read from systemd's loaded units (gate `RequiredBy=`). Gates
+/// of `krill-W-S.service` are `krill-started@krill-W-S.service` and
+/// `krill-healthy@krill-W-S.service`.
+pub fn dependents_in_systemd(sd: &Systemd, unit: &str) -> Vec<String> {
     let gates_of = |u: &str| {
         let stem = u.strip_suffix(".service").unwrap_or(u);
         ["started", "healthy"].map(|c| format!("krill-{c}@{stem}.service"))
@@ -120,73 +122,46 @@ pub fn dependents_in_systemd(unit: &str) -> Result<Vec<String>, systemctl::Error
     let mut frontier = vec![unit.to_owned()];
     while !frontier.is_empty() {
         let gates: Vec<String> = frontier.iter().flat_map(|u| gates_of(u)).collect();
-        let info = systemctl::show_many(&gates, &["LoadState", "RequiredBy"])?;
         let mut next = Vec::new();
-        for (g, st) in gates.iter().zip(&info) {
-            if st.get("LoadState").map(String::as_str) != Some("loaded") {
+        for (g, st) in gates.iter().zip(sd.facts(&gates)) {
+            if st.load != "loaded" {
                 continue;
             }
             out.push(g.clone());
-            for d in st
-                .get("RequiredBy")
-                .map(|r| r.split_whitespace().collect::<Vec<_>>())
-                .unwrap_or_default()
-            {
-                if d.ends_with(".service") && seen.insert(d.to_owned()) {
-                    next.push(d.to_owned());
+            let required_by = sd
+                .call(|c| async move { krill::runtime::bus::unit_list(&c, g, "RequiredBy").await });
+            for d in required_by {
+                if d.ends_with(".service") && seen.insert(d.clone()) {
+                    next.push(d);
                 }
             }
         }
         out.extend(next.iter().cloned());
         frontier = next;
     }
-    Ok(out)
+    out
 }
 
-/// Marks and stops `units`. Returns those that were not already inactive.
-pub fn cascade(units: &[String], reason: &str) -> Result<Vec<String>, systemctl::Error> {
+/// Marks and stops `units` (without waiting for the stops). Returns those that were
+/// not already inactive.
+pub fn cascade(sd: &Systemd, units: &[String], reason: &str) -> Result<Vec<String>, Error> {
     if units.is_empty() {
         return Ok(vec![]);
     }
-    let states = systemctl::show_many(units, &["ActiveState", "InvocationID"])?;
     let records = Records::default();
     let mut stopped = Vec::new();
-    for (u, st) in units.iter().zip(&states) {
-        if let Some(inv) = st.get("InvocationID").filter(|i| !i.is_empty()) {
-            if let Err(e) = records.record_cascade(u, inv, reason) {
+    for (u, st) in units.iter().zip(sd.facts(units)) {
+        if !st.invocation.is_empty() {
+            if let Err(e) = records.record_cascade(u, &st.invocation, reason) {
                 eprintln!("krill: {e}");
             }
         }
-        if st.get("ActiveState").is_some_and(|s| s != "inactive") {
+        if st.active != "inactive" {
             stopped.push(u.clone());
         }
     }
-    let mut args = vec!["stop".to_owned(), "--no-block".to_owned(), "--".to_owned()];
-    args.extend(units.iter().cloned());
-    systemctl::run(&args)?;
+    sd.jobs(Job::Stop, units, false)?;
     Ok(stopped)
-}
-
-/// Stops every member of the workspace at once, over D-Bus: the target (all members
-/// are `PartOf=` it, and `After=` ordering makes dependents stop first) and the slice
-/// (every process of the workspace). Members that then fail while stopping (SIGKILL
-/// after stop_timeout) are not escalated: their handlers find the target no longer
-/// active.
-///
-/// If the system bus is down, `systemctl` does the same through systemd's private
-/// socket: an emergency stop must not depend on dbus-daemon.
-pub fn emergency_stop(target: &str) -> Result<(), Error> {
-    let ws = workspace_of(target).to_owned();
-    let w = ws.clone();
-    match crate::bus::with_system(|conn| async move { crate::bus::stop_workspace(&conn, &w).await })
-    {
-        Ok(()) => Ok(()),
-        Err(_) => {
-            let slice = krill::runtime::names::slice(&ws);
-            systemctl::run(&["stop", "--no-block", "--", target, &slice])?;
-            Ok(())
-        }
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@ use krill::runtime::installed::{discover, recipe_path, DEFAULT_ENABLED_DIR, DEFA
 use krill::runtime::records::{Kind, Records};
 use krill::{Recipe, RecipeError};
 
-use crate::systemctl;
+use krill::runtime::bus::Job;
+
+use crate::bus::Systemd;
 
 /// Where `install` writes recipes: the first (highest-precedence) default directory.
 pub const INSTALL_DIR: &str = DEFAULT_RECIPE_PATH[0];
@@ -32,7 +34,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Systemctl(#[from] systemctl::Error),
+    Bus(#[from] crate::bus::Error),
     #[error("{0}")]
     Refused(String),
 }
@@ -113,15 +115,6 @@ pub fn diff(
     d
 }
 
-fn is_running(unit: &str) -> bool {
-    systemctl::show(unit, &["ActiveState"])
-        .map(|m| {
-            m.get("ActiveState")
-                .is_some_and(|s| s == "active" || s == "activating")
-        })
-        .unwrap_or(false)
-}
-
 /// Recipe text as it will be installed: with `base_dir` pinned to the original
 /// directory when the recipe does not set one, so relative paths keep working.
 /// Appending keeps every line number of the original.
@@ -171,7 +164,8 @@ pub fn prepare(file: &Path) -> Result<(Plan, String), Error> {
 pub fn plan(file: &Path) -> Result<Diff, Error> {
     let (new, _) = prepare(file)?;
     let old = loaded_units(new.workspace());
-    Ok(diff(&old, &units(&new), is_running))
+    let sd = Systemd::connect()?;
+    Ok(diff(&old, &units(&new), |u| sd.is_running(u)))
 }
 
 /// Options of `krill-ctl install`.
@@ -219,7 +213,8 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
     let (new, text) = prepare(file)?;
     let ws = new.workspace().to_owned();
     let new_units = units(&new);
-    let mut d = diff(&loaded_units(&ws), &new_units, is_running);
+    let sd = Systemd::connect()?;
+    let mut d = diff(&loaded_units(&ws), &new_units, |u| sd.is_running(u));
     // What an interrupted install left undone, if its units are still there.
     for u in pending(&ws) {
         let wanted = if new_units.contains_key(&u) {
@@ -257,7 +252,7 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
             Some(b) => write_durable(dir, &format!("{ws}.yaml"), b),
             None => std::fs::remove_file(&dest),
         };
-        let reloaded = systemctl::run(&["daemon-reload"]);
+        let reloaded = sd.reload();
         records.remove(Kind::Pending, &ws);
         match (restored, reloaded) {
             (Ok(()), Ok(_)) => Error::Refused(format!(
@@ -271,30 +266,22 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
         }
     };
     let reload = if fault("reload") {
-        Err(systemctl::Error::Failed {
-            args: "daemon-reload".into(),
-            stderr: "KRILL_FAULT: simulated failure".into(),
-        })
+        Err(crate::bus::Error::Bus(zbus::Error::Failure(
+            "KRILL_FAULT: simulated failure".into(),
+        )))
     } else {
-        systemctl::run(&["daemon-reload"])
+        sd.reload()
     };
     if let Err(e) = reload {
         return Err(rollback(format!("daemon-reload failed: {e}")));
     }
     crash_point("after-reload");
     let names: Vec<String> = new_units.keys().cloned().collect();
-    let loaded = systemctl::show_many(&names, &["LoadState", "LoadError"])?;
     let bad: Vec<String> = names
         .iter()
-        .zip(&loaded)
-        .filter(|(_, m)| m.get("LoadState").map(String::as_str) != Some("loaded"))
-        .map(|(u, m)| {
-            format!(
-                "{u}: {} {}",
-                m.get("LoadState").map(String::as_str).unwrap_or("?"),
-                m.get("LoadError").map(String::as_str).unwrap_or("")
-            )
-        })
+        .zip(sd.facts(&names))
+        .filter(|(_, f)| f.load != "loaded")
+        .map(|(u, f)| format!("{u}: {} {}", f.load, f.load_error))
         .collect();
     if !bad.is_empty() {
         return Err(rollback(format!(
@@ -307,23 +294,15 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
     let gone: Vec<String> = d
         .removed
         .iter()
-        .filter(|u| !u.ends_with(".slice") && is_running(u))
+        .filter(|u| !u.ends_with(".slice") && sd.is_running(u))
         .cloned()
         .collect();
-    if !gone.is_empty() {
-        let mut args = vec!["stop".to_owned(), "--".to_owned()];
-        args.extend(gone);
-        systemctl::run(&args)?;
-    }
+    sd.jobs(Job::Stop, &gone, true)?;
     crash_point("after-stop");
-    if !d.restart.is_empty() {
-        let mut args = vec!["try-restart".to_owned(), "--".to_owned()];
-        args.extend(d.restart.iter().cloned());
-        systemctl::run(&args)?;
-    }
+    sd.jobs(Job::TryRestart, &d.restart, true)?;
     records.remove(Kind::Pending, &ws);
     if opts.now {
-        start(&new, None)?;
+        start_with(&sd, &new, None)?;
     }
     Ok((new, d))
 }
@@ -341,20 +320,16 @@ pub fn uninstall(ws: &str) -> Result<(), Error> {
         )));
     }
     let plan = krill::compile(path).ok();
-    let target = krill::runtime::names::target(ws);
-    systemctl::run(&["stop", "--", &target])?;
+    let sd = Systemd::connect()?;
+    sd.jobs(Job::Stop, &[krill::runtime::names::target(ws)], true)?;
     if let Some(p) = &plan {
-        let mut args = vec!["stop".to_owned(), "--".to_owned()];
-        args.extend(p.all_units());
-        systemctl::run(&args)?;
+        sd.jobs(Job::Stop, &p.all_units(), true)?;
     }
     std::fs::remove_file(path).map_err(io(path))?;
     let _ = std::fs::remove_file(Path::new(DEFAULT_ENABLED_DIR).join(ws));
-    systemctl::run(&["daemon-reload"])?;
+    sd.reload()?;
     if let Some(p) = &plan {
-        let mut args = vec!["reset-failed".to_owned(), "--".to_owned()];
-        args.extend(p.all_units());
-        let _ = systemctl::run(&args);
+        let _ = sd.reset_failed(&p.all_units());
     }
     Ok(())
 }
@@ -362,9 +337,11 @@ pub fn uninstall(ws: &str) -> Result<(), Error> {
 /// `start NAME[/SERVICE]`: clears start counters (a manual start counts against
 /// `max_restarts` otherwise), then starts the target or the one service.
 pub fn start(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
-    let mut reset = vec!["reset-failed".to_owned(), "--".to_owned()];
-    reset.extend(plan.all_units());
-    let _ = systemctl::run(&reset);
+    start_with(&Systemd::connect()?, plan, service)
+}
+
+fn start_with(sd: &Systemd, plan: &Plan, service: Option<&str>) -> Result<(), Error> {
+    let _ = sd.reset_failed(&plan.all_units());
     Records::default().remove(Kind::Estop, plan.workspace());
     let unit = match service {
         Some(s) => service_unit(plan, s)?,
@@ -372,37 +349,37 @@ pub fn start(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
     };
     // Not waiting for the jobs: `healthy` gates may take up to a minute. Progress
     // shows in `krill status` and `systemctl list-jobs`.
-    systemctl::run(&["start", "--no-block", "--", &unit])?;
+    sd.jobs(Job::Start, &[unit], false)?;
     Ok(())
 }
 
 /// `stop NAME[/SERVICE]`: a service is stopped with everything that depends on it.
 pub fn stop(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
-    let mut args = vec!["stop".to_owned(), "--".to_owned()];
-    match service {
+    let units = match service {
         Some(s) => {
             let unit = service_unit(plan, s)?;
             let ps = plan.service(s).expect("checked by service_unit");
-            args.extend(plan.cascade_units(ps));
-            args.push(unit);
+            let mut units = plan.cascade_units(ps);
+            units.push(unit);
+            units
         }
-        None => args.push(plan.target.clone()),
-    }
-    systemctl::run(&args)?;
+        None => vec![plan.target.clone()],
+    };
+    Systemd::connect()?.jobs(Job::Stop, &units, true)?;
     Ok(())
 }
 
 /// `restart NAME[/SERVICE]`.
 pub fn restart(plan: &Plan, service: Option<&str>) -> Result<(), Error> {
-    let mut reset = vec!["reset-failed".to_owned(), "--".to_owned()];
-    reset.extend(plan.all_units());
-    let _ = systemctl::run(&reset);
+    let sd = Systemd::connect()?;
+    let _ = sd.reset_failed(&plan.all_units());
     Records::default().remove(Kind::Estop, plan.workspace());
     match service {
-        Some(s) => systemctl::run(&["restart", "--no-block", "--", &service_unit(plan, s)?])?,
+        Some(s) => sd.jobs(Job::Restart, &[service_unit(plan, s)?], false)?,
         None => {
-            systemctl::run(&["stop", "--", &plan.target])?;
-            systemctl::run(&["start", "--no-block", "--", &plan.target])?
+            let target = [plan.target.clone()];
+            sd.jobs(Job::Stop, &target, true)?;
+            sd.jobs(Job::Start, &target, false)?
         }
     };
     Ok(())

@@ -13,5 +13,4 @@ pub mod gate;
 pub mod gpu;
 pub mod install;
 pub mod status;
-pub mod systemctl;
 pub mod wait;

@@ -364,10 +364,9 @@ fn run(cli: Cli) -> Result<u8, Error> {
             let v = exited::verdict(&code, &status, || {
                 // A stop that systemd performs has a job; if the bus cannot tell,
                 // assume it was one (never turn a real stop into a failure).
-                krill_ctl::bus::with_system(|conn| async move {
-                    krill_ctl::bus::has_job(&conn, &unit).await
-                })
-                .unwrap_or(true)
+                krill_ctl::bus::Systemd::connect()
+                    .map(|sd| sd.has_job(&unit))
+                    .unwrap_or(true)
             });
             match v {
                 exited::Verdict::AsSystemdSaid => Ok(0),

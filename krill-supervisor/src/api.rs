@@ -81,19 +81,26 @@ impl Api {
     /// what systemd has loaded, so it works for a workspace the supervisor does not
     /// watch (its recipe was skipped or broken since).
     async fn emergency_stop(&self, workspace: &str, reason: &str) -> zbus::fdo::Result<()> {
-        if !krill::runtime::names::valid_name(workspace) {
-            return Err(zbus::fdo::Error::InvalidArgs(format!(
-                "invalid workspace name {workspace:?}"
-            )));
-        }
+        use krill::runtime::estop::{emergency_stop, Error};
+        let records = self.ctx.sup().records.clone();
+        let r = emergency_stop(Some(&self.ctx.conn), &records, workspace, reason).await;
         let reason = krill::runtime::status::printable(reason);
-        tracing::warn!("EMERGENCY STOP of workspace {workspace}: {reason}");
-        if let Err(e) = self.ctx.sup().records.record_estop(workspace, &reason) {
-            tracing::error!("cannot record the emergency stop of {workspace}: {e}");
+        match r {
+            Ok(_) => {
+                tracing::warn!("EMERGENCY STOP of workspace {workspace}: {reason}");
+                Ok(())
+            }
+            Err(e @ Error::BadName(_)) => Err(zbus::fdo::Error::InvalidArgs(e.to_string())),
+            Err(e @ Error::Record { .. }) => {
+                tracing::warn!("EMERGENCY STOP of workspace {workspace}: {reason}");
+                tracing::error!("{e}");
+                Ok(())
+            }
+            Err(e @ Error::Stop { .. }) => {
+                tracing::error!("EMERGENCY STOP of workspace {workspace} FAILED: {e}");
+                Err(zbus::fdo::Error::Failed(e.to_string()))
+            }
         }
-        krill::runtime::bus::stop_workspace(&self.ctx.conn, workspace)
-            .await
-            .map_err(|e| zbus::fdo::Error::Failed(format!("stopping workspace {workspace}: {e}")))
     }
 
     #[zbus(property)]

@@ -429,8 +429,8 @@ services:
     assert_eq!(service_status(&c, "s9", "web")["health"], "healthy");
 }
 
-/// Status over D-Bus for everyone; EmergencyStop only for root/krill; `krill estop`
-/// also works with the supervisor stopped (systemd fallback).
+/// Status over D-Bus for everyone; EmergencyStop only for root and group krill (as
+/// `krill estop` too); root's `krill estop` needs no supervisor.
 #[test]
 fn status_and_estop_on_dbus() {
     let Some(_g) = krill_e2e::guard() else { return };
@@ -456,7 +456,22 @@ fn status_and_estop_on_dbus() {
     );
     assert_eq!(c.state("krill-db-b.service"), "active/running");
 
-    c.ok("krill estop db --reason 'operator pressed the button'");
+    // `krill estop` as a user outside group krill: refused, nothing stops.
+    let refused = c.sh(&format!("{as_nobody} krill estop db --reason nope"));
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("needs root, or group krill"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(c.state("krill-db-b.service"), "active/running");
+
+    // A member of group krill: through the supervisor, which logs it.
+    let as_operator = "setpriv --reuid=nobody --regid=nogroup --groups=krill";
+    let out = c.ok(&format!(
+        "{as_operator} krill estop db --reason 'operator pressed the button'"
+    ));
+    assert!(out.contains("(via krill-supervisor)"), "{out}");
     c.wait_state("krill-db-a.service", "inactive/dead", T);
     c.wait_state("krill-db-b.service", "inactive/dead", T);
     assert!(c
@@ -466,12 +481,15 @@ fn status_and_estop_on_dbus() {
         .status("db")
         .contains("emergency-stopped (operator pressed the button)"));
 
-    // Without the supervisor: the same command falls back to systemd.
+    // Root acts on systemd directly: the supervisor, even stopped, is not in the path.
     c.ok("krill start db");
     c.wait_state("krill-db-b.service", "active/running", T);
     c.ok("systemctl stop krill-supervisor.service krill-supervisor.socket");
     let out = c.ok("krill estop db --reason 'supervisor down'");
-    assert!(out.contains("emergency stop of workspace db"), "{out}");
+    assert!(
+        out.contains("emergency stop of workspace db") && out.contains("(via systemd)"),
+        "{out}"
+    );
     c.wait_state("krill-db-b.service", "inactive/dead", T);
     assert!(c
         .status("db")

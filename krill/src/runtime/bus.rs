@@ -16,8 +16,14 @@ pub const SUPERVISOR_PATH: &str = "/org/krill/Supervisor1";
 )]
 pub trait Manager {
     fn subscribe(&self) -> zbus::Result<()>;
+    /// `daemon-reload`: the reply comes once systemd has reloaded.
+    fn reload(&self) -> zbus::Result<()>;
     fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn try_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
     fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     /// `(name, description, load, active, sub, following, path, job id, job type,
     /// job path)` of every loaded unit matching `patterns` in `states` (empty: any).
@@ -50,6 +56,16 @@ pub trait Manager {
     ) -> zbus::Result<OwnedObjectPath>;
     #[zbus(signal)]
     fn reloading(&self, active: bool) -> zbus::Result<()>;
+    /// A job finished: `result` is `done`, `canceled`, `timeout`, `failed`,
+    /// `dependency` or `skipped`.
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: OwnedObjectPath,
+        unit: String,
+        result: String,
+    ) -> zbus::Result<()>;
 }
 
 /// krill-supervisor's API (see krill-supervisor's `api` module for the semantics).
@@ -111,6 +127,115 @@ pub async fn unit_properties(
         .await
 }
 
+/// Whether this process runs as root: it then acts on systemd itself; everyone else
+/// reads, and asks krill-supervisor to act.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The job-queuing Manager methods krill uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    Start,
+    Stop,
+    Restart,
+    /// Restart units that are running; leave the others alone.
+    TryRestart,
+}
+
+fn no_such_unit(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::MethodError(n, _, _)
+        if n.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
+}
+
+/// Queues `job` for each of `units` in mode `replace`, all at once, one round trip
+/// each. A unit systemd has not loaded is skipped for `Stop` and `TryRestart` (there
+/// is nothing to stop), as `systemctl` would fail on it. With `wait`, returns once
+/// every queued job has finished, with each unit's job result (`done`, `failed`, …);
+/// without it, the results are empty.
+pub async fn queue_jobs(
+    conn: &zbus::Connection,
+    job: Job,
+    units: &[String],
+    wait: bool,
+) -> zbus::Result<Vec<(String, String)>> {
+    use futures_util::StreamExt;
+    let m = ManagerProxy::new(conn).await?;
+    // Listen before queueing, so that no job can finish unseen.
+    let mut removed = if wait {
+        match m.subscribe().await {
+            Err(zbus::Error::MethodError(n, _, _))
+                if n.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" => {}
+            r => r?,
+        }
+        Some(m.receive_job_removed().await?)
+    } else {
+        None
+    };
+    let mut pending = std::collections::BTreeSet::new();
+    for u in units {
+        let queued = match job {
+            Job::Start => m.start_unit(u, "replace").await,
+            Job::Stop => m.stop_unit(u, "replace").await,
+            Job::Restart => m.restart_unit(u, "replace").await,
+            Job::TryRestart => m.try_restart_unit(u, "replace").await,
+        };
+        match queued {
+            Ok(path) => {
+                pending.insert(path.as_str().to_owned());
+            }
+            Err(e) if job != Job::Start && job != Job::Restart && no_such_unit(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut results = Vec::new();
+    if let Some(removed) = removed.as_mut() {
+        while !pending.is_empty() {
+            let Some(sig) = removed.next().await else {
+                return Err(zbus::Error::Failure(
+                    "systemd closed the connection while jobs were running".into(),
+                ));
+            };
+            let a = sig.args()?;
+            if pending.remove(a.job.as_str()) {
+                results.push((a.unit, a.result));
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// `reset-failed` of each of `units`: clears the failed state and the start-limit
+/// counter. Units systemd has not loaded are skipped.
+pub async fn reset_failed(conn: &zbus::Connection, units: &[String]) -> zbus::Result<()> {
+    let m = ManagerProxy::new(conn).await?;
+    for u in units {
+        match m.reset_failed_unit(u).await {
+            Ok(()) => {}
+            Err(e) if no_such_unit(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A unit's string-list property on the Unit interface (`RequiredBy`, `WantedBy`, …);
+/// empty if systemd cannot load the unit.
+pub async fn unit_list(conn: &zbus::Connection, unit: &str, prop: &str) -> Vec<String> {
+    let Ok(p) = unit_properties(conn, &unit_path(unit)).await else {
+        return vec![];
+    };
+    p.get(
+        zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.systemd1.Unit"),
+        prop,
+    )
+    .await
+    .ok()
+    .and_then(|v| Vec::<String>::try_from(v).ok())
+    .unwrap_or_default()
+}
+
 /// The loaded workspace targets (`krill-*.target`), by workspace name, whatever
 /// their state: what an emergency stop acts on.
 pub async fn loaded_workspaces(conn: &zbus::Connection) -> zbus::Result<Vec<String>> {
@@ -159,6 +284,8 @@ pub async fn stop_workspace(conn: &zbus::Connection, ws: &str) -> zbus::Result<(
 pub struct UnitFacts {
     /// `LoadState` (`loaded`, `not-found`, …).
     pub load: String,
+    /// `LoadError`'s message when the unit did not load; empty otherwise.
+    pub load_error: String,
     /// `ActiveState`.
     pub active: String,
     /// `SubState`.
@@ -228,6 +355,9 @@ pub async fn unit_facts(
     let job: Option<(u32, OwnedObjectPath)> = get(&unit, "Job");
     Ok(UnitFacts {
         load: get(&unit, "LoadState").unwrap_or_default(),
+        load_error: get::<(String, String)>(&unit, "LoadError")
+            .map(|(_, msg)| msg)
+            .unwrap_or_default(),
         active: get(&unit, "ActiveState").unwrap_or_default(),
         sub: get(&unit, "SubState").unwrap_or_default(),
         invocation: hex(&get::<Vec<u8>>(&unit, "InvocationID").unwrap_or_default()),

@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod check;
 pub mod clock;
+pub mod estop;
 pub mod files;
 pub mod installed;
 pub mod manifest;
