@@ -160,12 +160,22 @@ pub fn prepare(file: &Path) -> Result<(Plan, String), Error> {
     Ok((plan, text))
 }
 
+/// What `plan` shows: the diff, and the unit texts before and after.
+#[derive(Debug)]
+pub struct Planned {
+    pub diff: Diff,
+    pub old: BTreeMap<String, String>,
+    pub new: BTreeMap<String, String>,
+}
+
 /// `krill-ctl plan FILE`.
-pub fn plan(file: &Path) -> Result<Diff, Error> {
+pub fn plan(file: &Path) -> Result<Planned, Error> {
     let (new, _) = prepare(file)?;
     let old = loaded_units(new.workspace());
+    let new = units(&new);
     let sd = Systemd::connect()?;
-    Ok(diff(&old, &units(&new), |u| sd.is_running(u)))
+    let diff = diff(&old, &new, |u| sd.is_running(u));
+    Ok(Planned { diff, old, new })
 }
 
 /// Options of `krill-ctl install`.
@@ -332,6 +342,32 @@ pub fn uninstall(ws: &str) -> Result<(), Error> {
         let _ = sd.reset_failed(&p.all_units());
     }
     Ok(())
+}
+
+/// `down [NAME]`: stops workspace NAME, or every workspace systemd has loaded, and
+/// waits for the stops. Acts on the loaded targets, so a broken recipe file cannot
+/// keep its workspace up. Returns the workspaces stopped.
+pub fn down(name: Option<&str>) -> Result<Vec<String>, Error> {
+    let sd = Systemd::connect()?;
+    let loaded = sd
+        .call(|c| async move { krill::runtime::bus::loaded_workspaces(&c).await })
+        .map_err(crate::bus::Error::from)?;
+    let names = match name {
+        Some(n) if loaded.iter().any(|l| l == n) => vec![n.to_owned()],
+        Some(n) => {
+            return Err(Error::Refused(format!(
+                "no workspace {n:?} is loaded (loaded: {})",
+                loaded.join(", ")
+            )))
+        }
+        None => loaded,
+    };
+    let targets: Vec<String> = names
+        .iter()
+        .map(|n| krill::runtime::names::target(n))
+        .collect();
+    sd.jobs(Job::Stop, &targets, true)?;
+    Ok(names)
 }
 
 /// `start NAME[/SERVICE]`: clears start counters (a manual start counts against

@@ -5,12 +5,16 @@
 //! over D-Bus directly.
 
 pub mod bus;
+pub mod cli;
+pub mod colour;
 pub mod error;
 pub mod estop;
 pub mod exited;
 pub mod failure;
 pub mod gate;
 pub mod gpu;
+pub mod inspect;
 pub mod install;
+pub mod logs;
 pub mod status;
 pub mod wait;

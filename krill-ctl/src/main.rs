@@ -1,97 +1,14 @@
 //! `krill-ctl`: the operator's CLI. See `krill-ctl --help`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 use krill::runtime::installed::{discover, recipe_path};
+use krill_ctl::cli::{Cli, Cmd, GraphFormat, Wait};
 use krill_ctl::error::Error;
 use krill_ctl::wait::{self, Outcome, Until};
-use krill_ctl::{estop, exited, failure, gate, install, status};
-
-#[derive(Parser)]
-#[command(name = "krill", version, about = "Krill: robot services on systemd", long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Check a recipe; print every problem as FILE:LINE:COLUMN.
-    Validate { file: PathBuf },
-    /// Print the units a recipe compiles to (same as `krill-gen --dry-run`).
-    Render { file: PathBuf },
-    /// Show what `install` would change.
-    Plan { file: PathBuf },
-    /// Validate and install a recipe to /etc/krill/recipes, then reload systemd.
-    Install {
-        file: PathBuf,
-        /// Start the workspace at boot.
-        #[arg(long)]
-        enable: bool,
-        /// Start the workspace now. Exits 3 if a service could not start.
-        #[arg(long)]
-        now: bool,
-        /// With --now: wait until every service runs and is healthy (at most
-        /// TIMEOUT, default 90s), showing progress; exit 3 if one fails or time runs out.
-        #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, require_equals = true, default_missing_value = "90s")]
-        wait: Option<String>,
-    },
-    /// Stop a workspace and remove its recipe.
-    Uninstall { name: String },
-    /// Start a workspace, or one service (with what it depends on): NAME[/SERVICE].
-    Start {
-        name: String,
-        /// Wait until every service runs and is healthy (at most TIMEOUT, default
-        /// 90s), showing progress; exit 3 if one fails or time runs out.
-        #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, require_equals = true, default_missing_value = "90s")]
-        wait: Option<String>,
-    },
-    /// Stop a workspace, or one service and everything that depends on it.
-    Stop { name: String },
-    /// Restart a workspace or one service.
-    Restart { name: String },
-    /// Show services: state, health, PID, restarts, uptime, and why each one that is
-    /// not running is not. Exit status: 0 when every selected workspace is running
-    /// (every service up and healthy, or finished cleanly), 3 when something is not
-    /// running or not healthy (systemctl's convention), 1 on errors, 2 on usage errors.
-    Status {
-        name: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Emergency stop: stop every process of a workspace (all workspaces without NAME).
-    Estop {
-        name: Option<String>,
-        #[arg(long, default_value = "operator request")]
-        reason: String,
-    },
-    /// Show logs: journalctl for the workspace or one service; extra args go to journalctl.
-    Logs {
-        name: String,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// (used by gate units) Wait until UNIT is started or healthy.
-    #[command(hide = true)]
-    Gate { condition: String, unit: String },
-    /// (used by OnFailure= units) Cascade and emergency stop after a final failure.
-    #[command(hide = true, name = "on-failure")]
-    OnFailure {
-        #[arg(long)]
-        critical: bool,
-        unit: String,
-    },
-    /// (used by `restart: never` services' ExecStopPost=) Fail a run whose main
-    /// process was killed by a signal that neither krill nor systemd sent.
-    #[command(hide = true)]
-    Exited { unit: String },
-    /// (used by gpu services' ExecStartPre=) Fail unless a GPU is usable.
-    #[command(name = "gpu-check")]
-    GpuCheck { unit: Option<String> },
-}
+use krill_ctl::{estop, exited, failure, gate, inspect, install, status};
 
 fn load(name: &str) -> Result<(krill::Plan, Option<String>), Error> {
     let (ws, svc) = match name.split_once('/') {
@@ -152,33 +69,118 @@ fn follow(ws: &str, until: Until, limit: std::time::Duration) -> Result<u8, Erro
     }
 }
 
+/// `install [--enable] [--now [--wait]]` and `up`.
+fn up(
+    file: &std::path::Path,
+    enable: bool,
+    now: bool,
+    limit: Option<std::time::Duration>,
+) -> Result<u8, Error> {
+    let (plan, d) = install::install(file, install::InstallOptions { enable, now })?;
+    println!(
+        "installed workspace {} ({} added, {} changed, {} removed, {} restarted){}{}",
+        plan.workspace(),
+        d.added.len(),
+        d.changed.len(),
+        d.removed.len(),
+        d.restart.len(),
+        if enable { ", enabled at boot" } else { "" },
+        if now { ", starting" } else { "" }
+    );
+    match (now, limit) {
+        (true, Some(l)) => follow(plan.workspace(), Until::Running, l),
+        (true, None) => follow(plan.workspace(), Until::Started, STARTED_LIMIT),
+        _ => Ok(0),
+    }
+}
+
+/// Prints the status of `name` (or of everything); 0 when all is as intended, else 3.
+fn show_status(name: Option<&str>, json: bool) -> Result<u8, Error> {
+    let report = status::gather(name)?;
+    if json {
+        println!("{}", status::render_json(&report));
+    } else {
+        if report.workspaces.is_empty() {
+            println!("no workspaces loaded");
+        } else {
+            let colour = krill_ctl::colour::enabled();
+            let t: Vec<String> = report
+                .workspaces
+                .iter()
+                .map(|w| krill_ctl::colour::table(w, colour))
+                .collect();
+            print!("{}", t.join("\n"));
+        }
+        for r in &report.skipped_recipes {
+            eprintln!(
+                "warning: recipe {} is not loaded (systemd keeps what it had): {}",
+                r.file,
+                krill::runtime::status::printable(&r.error)
+            );
+        }
+    }
+    Ok(if report.all_ok() { 0 } else { 3 })
+}
+
 fn run(cli: Cli) -> Result<u8, Error> {
-    match cli.cmd {
-        Cmd::Validate { file } => match krill::compile(&file) {
-            Ok(plan) => {
-                for w in &plan.recipe.warnings {
-                    eprintln!("warning: {}", w.display_in(&file.display().to_string()));
-                }
+    let Some(cmd) = cli.cmd else {
+        // Upstream's bare `krill` opens its view; ours prints the status.
+        return show_status(None, false);
+    };
+    match cmd {
+        Cmd::Validate { files, json } => {
+            let results = inspect::validate(&files);
+            if json {
                 println!(
-                    "{}: ok: workspace {} with {} services",
-                    file.display(),
-                    plan.workspace(),
-                    plan.services.len()
+                    "{}",
+                    serde_json::to_string_pretty(&results).unwrap_or_default()
                 );
-                Ok(0)
+            } else {
+                for r in &results {
+                    for w in &r.warnings {
+                        eprintln!("warning: {}", w.display_in(&r.file));
+                    }
+                    match (&r.text, r.workspace.as_deref(), r.services) {
+                        (Some(e), _, _) => eprintln!("{e}"),
+                        (None, Some(ws), Some(n)) => {
+                            println!("{}: ok: workspace {ws} with {n} services", r.file)
+                        }
+                        _ => {}
+                    }
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                Ok(1)
+            Ok(u8::from(results.iter().any(|r| !r.ok)))
+        }
+        Cmd::Render { file, json } => {
+            if !json {
+                return Ok(krill::compile::dry_run(
+                    &[file],
+                    &mut std::io::stdout().lock(),
+                    &mut std::io::stderr().lock(),
+                ) as u8);
             }
-        },
-        Cmd::Render { file } => Ok(krill::compile::dry_run(
-            &[file],
-            &mut std::io::stdout().lock(),
-            &mut std::io::stderr().lock(),
-        ) as u8),
-        Cmd::Plan { file } => {
-            let d = install::plan(&file)?;
+            let plan = inspect::compile(&file)?;
+            let units = inspect::units(&plan)
+                .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&units).unwrap_or_default()
+            );
+            Ok(0)
+        }
+        Cmd::Plan { file, json } => {
+            let p = install::plan(&file)?;
+            let d = &p.diff;
+            if json {
+                let v = serde_json::json!({
+                    "added": d.added, "changed": d.changed,
+                    "removed": d.removed, "restart": d.restart,
+                    "diffs": d.changed.iter().map(|u| (u.clone(), inspect::unit_diff(
+                        u, &p.old[u], &p.new[u]))).collect::<std::collections::BTreeMap<_, _>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(0);
+            }
             for (label, v) in [
                 ("add", &d.added),
                 ("change", &d.changed),
@@ -189,8 +191,27 @@ fn run(cli: Cli) -> Result<u8, Error> {
                     println!("{label:<8}{u}");
                 }
             }
-            if d == install::Diff::default() {
+            for u in &d.changed {
+                print!("{}", inspect::unit_diff(u, &p.old[u], &p.new[u]));
+            }
+            if *d == install::Diff::default() {
                 println!("no changes");
+            }
+            Ok(0)
+        }
+        Cmd::Graph {
+            recipe,
+            format,
+            json,
+        } => {
+            let g = inspect::graph(&recipe)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&g).unwrap_or_default());
+            } else {
+                match format {
+                    GraphFormat::Dot => print!("{}", g.dot()),
+                    GraphFormat::Mermaid => print!("{}", g.mermaid()),
+                }
             }
             Ok(0)
         }
@@ -198,35 +219,34 @@ fn run(cli: Cli) -> Result<u8, Error> {
             file,
             enable,
             now,
-            wait,
+            wait: Wait { wait },
         } => {
             if wait.is_some() && !now {
                 return Err(Error::Usage("--wait needs --now".into()));
             }
             let limit = wait.as_deref().map(timeout).transpose()?;
-            let (plan, d) = install::install(&file, install::InstallOptions { enable, now })?;
-            println!(
-                "installed workspace {} ({} added, {} changed, {} removed, {} restarted){}{}",
-                plan.workspace(),
-                d.added.len(),
-                d.changed.len(),
-                d.removed.len(),
-                d.restart.len(),
-                if enable { ", enabled at boot" } else { "" },
-                if now { ", starting" } else { "" }
-            );
-            match (now, limit) {
-                (true, Some(l)) => follow(plan.workspace(), Until::Running, l),
-                (true, None) => follow(plan.workspace(), Until::Started, STARTED_LIMIT),
-                _ => Ok(0),
+            up(&file, enable, now, limit)
+        }
+        Cmd::Up { file, timeout: t } => up(&file, false, true, Some(timeout(&t)?)),
+        Cmd::Down { name } => {
+            let stopped = install::down(name.as_deref())?;
+            if stopped.is_empty() {
+                println!("no workspace is loaded: nothing to stop");
             }
+            for n in &stopped {
+                println!("stopped workspace {n}");
+            }
+            Ok(0)
         }
         Cmd::Uninstall { name } => {
             install::uninstall(&name)?;
             println!("uninstalled workspace {name}");
             Ok(0)
         }
-        Cmd::Start { name, wait } => {
+        Cmd::Start {
+            name,
+            wait: Wait { wait },
+        } => {
             let limit = wait.as_deref().map(timeout).transpose()?;
             let (p, s) = load(&name)?;
             install::start(&p, s.as_deref())?;
@@ -245,28 +265,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             install::restart(&p, s.as_deref())?;
             Ok(0)
         }
-        Cmd::Status { name, json } => {
-            let report = status::gather(name.as_deref())?;
-            if json {
-                println!("{}", status::render_json(&report));
-            } else {
-                if report.workspaces.is_empty() {
-                    println!("no workspaces loaded");
-                } else {
-                    let t: Vec<String> =
-                        report.workspaces.iter().map(status::render_table).collect();
-                    print!("{}", t.join("\n"));
-                }
-                for r in &report.skipped_recipes {
-                    eprintln!(
-                        "warning: recipe {} is not loaded (systemd keeps what it had): {}",
-                        r.file,
-                        krill::runtime::status::printable(&r.error)
-                    );
-                }
-            }
-            Ok(if report.all_ok() { 0 } else { 3 })
-        }
+        Cmd::Status { name, json } => show_status(name.as_deref(), json),
         Cmd::Estop { name, reason } => {
             let r = estop::run(name.as_deref(), &reason)?;
             for s in &r.stopped {
@@ -287,23 +286,12 @@ fn run(cli: Cli) -> Result<u8, Error> {
             Ok(if r.failed.is_empty() { 0 } else { 1 })
         }
         Cmd::Logs { name, args } => {
-            let (p, s) = load(&name)?;
+            let units = krill_ctl::logs::units(&name)?;
             let mut cmd = std::process::Command::new("journalctl");
-            match s {
-                Some(s) => {
-                    let u = p.service(&s).ok_or_else(|| {
-                        Error::NotInstalled(format!("no service {s:?} in {}", p.workspace()))
-                    })?;
-                    cmd.arg("-u").arg(&u.unit);
-                    for g in u.gates.values().chain(u.on_failure.iter()) {
-                        cmd.arg("-u").arg(g);
-                    }
-                }
-                None => {
-                    for (u, _) in p.unit_names() {
-                        cmd.arg("-u").arg(u);
-                    }
-                }
+            // Every line names its unit, so a workspace's lines can be told apart.
+            cmd.args(["-o", "with-unit"]);
+            for u in units {
+                cmd.arg("-u").arg(u);
             }
             let st = cmd.args(args).status().map_err(Error::Journal)?;
             Ok(st.code().unwrap_or(1) as u8)

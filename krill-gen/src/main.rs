@@ -27,6 +27,10 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             0
         }
+        Some("--version" | "-V") => {
+            println!("krill-gen {}", krill::VERSION);
+            0
+        }
         Some(dir) if !dir.starts_with('-') && args.len() <= 3 => {
             let mut log = Logger::new("krill-gen");
             let dir = PathBuf::from(dir);

@@ -3,7 +3,29 @@
 
 use tracing_subscriber::prelude::*;
 
+const USAGE: &str = "usage: krill-supervisor [--version | --help]
+
+krill's D-Bus daemon: health checks, heartbeats relayed to systemd's watchdog,
+readiness gates, emergency stop and status. It runs as krill-supervisor.service
+(socket-activated); it is not meant to be started by hand.";
+
 fn main() -> std::process::ExitCode {
+    // Answer --version and --help without starting anything.
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("--version" | "-V") => {
+            println!("krill-supervisor {}", krill::VERSION);
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some("--help" | "-h") => {
+            println!("{USAGE}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("krill-supervisor: unknown argument {other:?}\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    }
     // journald when it is there (structured fields, priorities), else stderr. Our
     // messages from info up; libraries only when something is wrong.
     let filter = tracing_subscriber::filter::Targets::new()

@@ -14,6 +14,10 @@
 pub mod compile;
 pub mod runtime;
 
+/// What every krill binary prints for `--version`: the package version and the git
+/// revision it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KRILL_GIT_REV"), ")");
+
 pub use compile::compile;
 pub use compile::error::{Diagnostic, Pos, RecipeError};
 pub use compile::plan::Plan;

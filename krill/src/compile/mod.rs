@@ -3,6 +3,7 @@
 pub mod duration;
 pub mod error;
 pub mod exec;
+pub mod graph;
 pub mod plan;
 pub mod raw;
 pub mod recipe;
