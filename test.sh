@@ -7,7 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo build --release --workspace --bins
+# The shipped binaries: glibc 2.31 (Debian 11+, Ubuntu 20.04+), then the .deb that
+# every e2e container installs.
+cargo zigbuild --release --target x86_64-unknown-linux-gnu.2.31 --workspace --bins
+cargo run -q -p krill-dist -- target/dist
+cargo deb -p krill-ctl --no-build --target x86_64-unknown-linux-gnu
+if command -v lintian >/dev/null; then
+    lintian --fail-on error,warning \
+        target/x86_64-unknown-linux-gnu/debian/krill_*.deb
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

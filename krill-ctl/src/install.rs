@@ -344,8 +344,8 @@ pub fn uninstall(ws: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// `down [NAME]`: stops workspace NAME, or every workspace systemd has loaded, and
-/// waits for the stops. Acts on the loaded targets, so a broken recipe file cannot
+/// `down [NAME]`: stops workspace NAME (its target, then its slice), or every
+/// workspace systemd has loaded (and `krill.slice`), and waits for the stops. Acts on the loaded targets, so a broken recipe file cannot
 /// keep its workspace up. Returns the workspaces stopped.
 pub fn down(name: Option<&str>) -> Result<Vec<String>, Error> {
     let sd = Systemd::connect()?;
@@ -366,7 +366,17 @@ pub fn down(name: Option<&str>) -> Result<Vec<String>, Error> {
         .iter()
         .map(|n| krill::runtime::names::target(n))
         .collect();
+    // The target first (members stop in dependency order), then the slice: any
+    // process left in the workspace's cgroup, and the slice itself.
     sd.jobs(Job::Stop, &targets, true)?;
+    let mut slices: Vec<String> = names
+        .iter()
+        .map(|n| krill::runtime::names::slice(n))
+        .collect();
+    if name.is_none() {
+        slices.push("krill.slice".to_owned());
+    }
+    sd.jobs(Job::Stop, &slices, true)?;
     Ok(names)
 }
 

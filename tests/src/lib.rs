@@ -2,7 +2,7 @@
 //!
 //! Each [`Container`] is a Debian bookworm root (debootstrap'd once and cached in
 //! `/var/cache/krill-e2e`, or `KRILL_E2E_CACHE`) mounted through an overlay, with
-//! krill installed by `packaging/install.sh`, booted by `systemd-nspawn -b` so that
+//! krill installed from its .deb (see [`deb`]), booted by `systemd-nspawn -b` so that
 //! systemd 252 runs as its PID 1 with its own D-Bus system bus and journald. Tests
 //! drive it with `nsenter` and read it through systemd's own answers.
 //!
@@ -31,12 +31,28 @@ fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/cache/krill-e2e"))
 }
 
+/// The target the shipped binaries are built for: glibc 2.31 through `cargo zigbuild
+/// --target x86_64-unknown-linux-gnu.2.31`, which writes to this triple's directory.
+pub const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+
 /// Directory of the binaries under test (`KRILL_E2E_BINDIR`, default
-/// `target/release`).
+/// `target/x86_64-unknown-linux-gnu/release`, where test.sh builds them).
 pub fn bindir() -> PathBuf {
     std::env::var_os("KRILL_E2E_BINDIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/release"))
+        .unwrap_or_else(|| repo().join("target").join(TRIPLE).join("release"))
+}
+
+/// The .deb under test (`KRILL_E2E_DEB`, default the one `cargo deb -p krill-ctl
+/// --no-build --target x86_64-unknown-linux-gnu` writes). Every container gets krill
+/// from it, so what is tested is what users install.
+pub fn deb() -> PathBuf {
+    if let Some(p) = std::env::var_os("KRILL_E2E_DEB") {
+        return PathBuf::from(p);
+    }
+    let dir = repo().join("target").join(TRIPLE).join("debian");
+    let version = env!("CARGO_PKG_VERSION");
+    dir.join(format!("krill_{version}-1_amd64.deb"))
 }
 
 fn have(cmd: &str) -> bool {
@@ -125,11 +141,29 @@ fn check_fresh_binaries() {
     ] {
         let built = std::fs::metadata(bindir().join(bin))
             .and_then(|m| m.modified())
-            .unwrap();
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}: run ./test.sh (or see its build steps)",
+                    bindir().join(bin).display()
+                )
+            });
+        let packaged = std::fs::metadata(deb())
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}: run ./test.sh (or see its build steps)",
+                    deb().display()
+                )
+            });
+        assert!(
+            built <= packaged,
+            "{} is older than {bin}: rebuild it with `cargo deb -p krill-ctl --no-build --target {TRIPLE}`",
+            deb().display()
+        );
         for s in srcs {
             assert!(
                 newest(&repo().join(s)) <= built,
-                "{bin} is older than {s}: run `cargo build --workspace --bins` before the e2e tests (or set KRILL_E2E_BINDIR)"
+                "{bin} is older than {s}: run ./test.sh, or its build steps, before the e2e tests (or set KRILL_E2E_BINDIR)"
             );
         }
     }
@@ -226,14 +260,18 @@ impl Container {
             .status()
             .unwrap();
         assert!(st.success(), "overlay mount failed");
-        let out = Command::new(repo().join("packaging/install.sh"))
+        // Install the .deb as an image build would: dpkg in a chroot of the stopped
+        // root (postinst enables the supervisor; it starts at boot).
+        std::fs::copy(deb(), root.join("tmp/krill.deb")).unwrap();
+        let out = Command::new("chroot")
             .arg(&root)
-            .arg(bindir())
+            .args(["dpkg", "-i", "/tmp/krill.deb"])
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "install.sh failed: {}",
+            "dpkg -i krill.deb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         let mut c = Container {
@@ -253,6 +291,9 @@ impl Container {
             .arg("-D")
             .arg(&self.root)
             .args(["-b", "--register=no", "--keep-unit", "--console=passive"])
+            // Its own network namespace: services that bind ports (the demo's 8080)
+            // cannot collide with the host or with parallel containers.
+            .arg("--private-network")
             .arg(format!("--machine=krill-{}", self.name))
             .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
             .stdin(Stdio::null())
