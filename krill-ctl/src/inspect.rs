@@ -144,16 +144,21 @@ pub fn graph(what: &str) -> Result<Graph, crate::error::Error> {
     let plan = if path.exists() || what == "-" {
         compile(path)?
     } else {
-        let found = krill::runtime::installed::discover(&krill::runtime::installed::recipe_path());
-        let p = found.get(what).ok_or_else(|| {
-            crate::error::Error::NotInstalled(format!(
-                "{what:?} is neither a recipe file nor an installed workspace (installed: {})",
-                found.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        krill::compile(p)?
+        installed(what)?
     };
     Ok(Graph::of(&plan))
+}
+
+/// The plan of installed workspace `ws`, compiled from its recipe file.
+pub fn installed(ws: &str) -> Result<Plan, crate::error::Error> {
+    let found = krill::runtime::installed::discover(&krill::runtime::installed::recipe_path());
+    let path = found.get(ws).ok_or_else(|| {
+        crate::error::Error::NotInstalled(format!(
+            "no workspace {ws:?} is installed (installed: {})",
+            found.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    Ok(krill::compile(path)?)
 }
 
 #[cfg(test)]

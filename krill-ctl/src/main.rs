@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use krill::runtime::installed::{discover, recipe_path};
 use krill_ctl::cli::{Cli, Cmd, GraphFormat, Wait};
 use krill_ctl::error::Error;
 use krill_ctl::wait::{self, Outcome, Until};
@@ -15,15 +14,7 @@ fn load(name: &str) -> Result<(krill::Plan, Option<String>), Error> {
         Some((w, s)) => (w, Some(s.to_owned())),
         None => (name, None),
     };
-    let found = discover(&recipe_path());
-    let path = found.get(ws).ok_or_else(|| {
-        Error::NotInstalled(format!(
-            "no workspace {ws:?} is installed (installed: {})",
-            found.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
-    let plan = krill::compile(path)?;
-    Ok((plan, svc))
+    Ok((inspect::installed(ws)?, svc))
 }
 
 /// Recipes the generator skipped, on stderr beside a command's result.
