@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use krill::compile::graph::Graph;
+use krill::compile::target::Target;
 use krill::{Diagnostic, Plan, Recipe, RecipeError};
 
 /// One problem, as JSON.
@@ -122,11 +123,13 @@ pub fn validate(files: &[PathBuf]) -> Vec<Validated> {
 
 /// `render --json`: unit name → contents.
 pub fn units(plan: &Plan) -> Result<BTreeMap<String, String>, String> {
-    Ok(krill::compile::render::render_checked(plan)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|u| (u.name, u.contents))
-        .collect())
+    Ok(
+        krill::compile::render::render_checked(plan, Target::detect())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|u| (u.name, u.contents))
+            .collect(),
+    )
 }
 
 /// A unified diff of one unit's text (old → new), with 3 lines of context.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use krill::compile::plan::{self, Plan};
 use krill::compile::render::render_plan;
+use krill::compile::target::Target;
 use krill::runtime::files::write_durable;
 use krill::runtime::installed::{discover, recipe_path, DEFAULT_ENABLED_DIR, DEFAULT_RECIPE_PATH};
 use krill::runtime::records::{Kind, Records};
@@ -58,7 +59,7 @@ pub struct Diff {
 
 /// Units by name, as rendered from a plan.
 fn units(plan: &Plan) -> BTreeMap<String, String> {
-    render_plan(plan)
+    render_plan(plan, Target::detect())
         .into_iter()
         .map(|u| (u.name, u.contents))
         .collect()
@@ -143,7 +144,7 @@ pub fn prepare(file: &Path) -> Result<(Plan, String), Error> {
     // Re-validate exactly what will be written, as the generator will read it, and
     // render it: the generator would refuse a unit that systemd would misread.
     let plan = Plan::new(Recipe::parse(&text, &target)?)?;
-    krill::compile::render::render_checked(&plan)
+    krill::compile::render::render_checked(&plan, Target::detect())
         .map_err(|e| Error::Refused(format!("{}: {e}", file.display())))?;
     let others: Vec<Plan> = discover(&recipe_path())
         .into_iter()

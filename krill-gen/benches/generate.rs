@@ -64,7 +64,8 @@ fn main() {
             let t1 = t.elapsed();
             let plan = krill::Plan::new(recipe).unwrap();
             let t2 = t.elapsed();
-            let rendered = krill::compile::render::render_plan(&plan);
+            let rendered =
+                krill::compile::render::render_plan(&plan, krill::compile::target::Target::OLDEST);
             let t3 = t.elapsed();
             println!(
                 "phases: parse+validate {:.1} ms, plan {:.1} ms, render {:.1} ms ({} units), rest is writing files",

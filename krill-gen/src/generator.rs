@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use krill::compile::plan::{self, Plan};
 use krill::compile::render::{render_checked, Unit};
+use krill::compile::target::Target;
 use krill::runtime::files::write_atomic;
 use krill::runtime::installed::{discover, enabled_dir, recipe_path};
 use krill::runtime::manifest::{self, Manifest, Rejected};
@@ -158,8 +159,9 @@ pub fn run(normal_dir: &Path, log: &mut Logger) -> i32 {
     let mut outcome = compile_all(&dirs, log);
     let enabled = enabled_dir();
     let mut generated: Vec<Manifest> = vec![];
+    let target = Target::detect();
     for plan in &outcome.plans {
-        let units = match render_checked(plan) {
+        let units = match render_checked(plan, target) {
             Ok(u) => u,
             Err(e) => {
                 outcome.rejected.push((plan.recipe.source.clone(), e));

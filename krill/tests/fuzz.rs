@@ -27,7 +27,10 @@ fn seeds() -> Vec<String> {
 fn exercise(text: &str) {
     if let Ok(r) = krill::Recipe::parse(text, Path::new("/etc/krill/recipes/fuzz.yaml")) {
         if let Ok(plan) = krill::Plan::new(r) {
-            if let Ok(units) = krill::compile::render::render_checked(&plan) {
+            if let Ok(units) = krill::compile::render::render_checked(
+                &plan,
+                krill::compile::target::Target::OLDEST,
+            ) {
                 for u in &units {
                     krill::compile::render::check_unit(u).unwrap();
                 }

@@ -2,6 +2,9 @@
 //! exactly the unit files in `tests/golden/<case>/expected/`, and every bad recipe
 //! under `tests/bad/<case>.yaml` fails with exactly the text in `<case>.err`.
 //!
+//! Units are rendered for the oldest supported systemd unless `<case>/systemd` names
+//! another version.
+//!
 //! Run with `KRILL_BLESS=1` to rewrite the expected files after a deliberate change,
 //! then review the diff.
 
@@ -11,6 +14,7 @@ mod common;
 
 use common::compile_fixture;
 use krill::compile::render::render_plan;
+use krill::compile::target::Target;
 use krill::Plan;
 use krill::Recipe;
 
@@ -36,7 +40,12 @@ fn golden_units() {
     let mut failures = vec![];
     for case in cases(&root().join("golden")) {
         let plan = compile_fixture(&case.join("recipe.yaml"));
-        let units = render_plan(&plan);
+        // Rendered for the oldest systemd, or for the version in `<case>/systemd`.
+        let target =
+            std::fs::read_to_string(case.join("systemd")).map_or(Target::OLDEST, |v| Target {
+                systemd: v.trim().parse().expect("a systemd version"),
+            });
+        let units = render_plan(&plan, target);
         let expected_dir = case.join("expected");
         if bless() {
             let _ = std::fs::remove_dir_all(&expected_dir);

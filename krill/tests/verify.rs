@@ -50,7 +50,8 @@ fn copy_dir(from: &Path, to: &Path) {
 /// Renders `recipe` into a fresh root and returns everything verify printed.
 fn verify(recipe: &Path, scratch: &Path) -> String {
     let plan = common::compile_fixture(recipe);
-    let root = scratch.join(plan.workspace());
+    // One root per case directory: two cases may share a workspace name.
+    let root = scratch.join(recipe.parent().unwrap().file_name().unwrap());
     let etc = root.join("etc/systemd/system");
     std::fs::create_dir_all(&etc).unwrap();
     copy_dir(
@@ -71,7 +72,7 @@ fn verify(recipe: &Path, scratch: &Path) -> String {
         }
     }
     touch_exe(&root.join("usr/bin/krill-ctl"));
-    let units = render_plan(&plan);
+    let units = render_plan(&plan, krill::compile::target::Target::detect());
     for u in &units {
         std::fs::write(etc.join(&u.name), &u.contents).unwrap();
         for line in u.contents.lines() {

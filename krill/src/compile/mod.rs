@@ -9,6 +9,7 @@ pub mod raw;
 pub mod recipe;
 pub mod render;
 pub mod shell;
+pub mod target;
 
 /// Loads, validates and plans a recipe file in one step.
 pub fn compile(path: &std::path::Path) -> Result<plan::Plan, error::RecipeError> {
@@ -23,9 +24,10 @@ pub fn dry_run(
     err: &mut impl std::io::Write,
 ) -> i32 {
     let mut code = 0;
+    let target = target::Target::detect();
     for r in recipes {
         match compile(r).map_err(|e| e.to_string()).and_then(|plan| {
-            render::render_checked(&plan)
+            render::render_checked(&plan, target)
                 .map(|u| (plan, u))
                 .map_err(|e| format!("{}: {e}", r.display()))
         }) {

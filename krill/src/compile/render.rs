@@ -9,6 +9,7 @@ use minijinja::{context, Environment, Value};
 use crate::compile::duration::to_systemd;
 use crate::compile::plan::{Plan, PlannedService};
 use crate::compile::recipe::Restart;
+use crate::compile::target::Target;
 use crate::runtime::paths::{KRILL_CTL, KRILL_SOCKET, UPSTREAM_SOCKET};
 
 /// Checks rendered unit text for what systemd would read differently than krill
@@ -135,10 +136,14 @@ fn render(name: &str, ctx: Value) -> String {
     text
 }
 
-/// Renders every unit of a plan, sorted by name.
-pub fn render_plan(plan: &Plan) -> Vec<Unit> {
+/// Renders every unit of a plan for `target`, sorted by name.
+pub fn render_plan(plan: &Plan, target: Target) -> Vec<Unit> {
     let mut units = render_workspace_units(plan);
-    units.extend(plan.services.iter().map(|s| render_service_unit(plan, s)));
+    units.extend(
+        plan.services
+            .iter()
+            .map(|s| render_service_unit(plan, s, target)),
+    );
     units.sort_by(|a, b| a.name.cmp(&b.name));
     units
 }
@@ -167,15 +172,15 @@ pub fn render_workspace_units(plan: &Plan) -> Vec<Unit> {
     ]
 }
 
-/// The unit of one service.
-pub fn render_service_unit(plan: &Plan, s: &PlannedService) -> Unit {
+/// The unit of one service, for `target`.
+pub fn render_service_unit(plan: &Plan, s: &PlannedService, target: Target) -> Unit {
     Unit {
         name: s.unit.clone(),
-        contents: render_service(plan, s, &header(plan)),
+        contents: render_service(plan, s, &header(plan), target),
     }
 }
 
-fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
+fn render_service(plan: &Plan, s: &PlannedService, header: &str, target: Target) -> String {
     let x = &s.exec;
     let environment: Vec<String> = x.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let restart = match x.restart {
@@ -196,6 +201,7 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
             environment, working_dir => x.working_dir.display().to_string(),
             exec_start_pre => x.start_pre.clone(), exec_start => x.start.clone(), exec_stop => x.stop.clone(),
             restart, restart_sec => to_systemd(x.restart_delay), krill_ctl => KRILL_CTL,
+            restart_mode_direct => target.restart_mode_direct(),
             socket => KRILL_SOCKET, compat_socket => UPSTREAM_SOCKET,
             stop_timeout => to_systemd(x.stop_timeout), watchdog => x.watchdog.map(to_systemd),
             success_exit_status => x.success_exit_status,
@@ -206,7 +212,7 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str) -> String {
 /// Renders every unit of a plan (spread over the cores: a 1000-service recipe is
 /// 1000 units) and checks each with [`check_unit`]. Nothing is written here, so a
 /// plan that fails the check leaves no file behind.
-pub fn render_checked(plan: &Plan) -> Result<Vec<Unit>, String> {
+pub fn render_checked(plan: &Plan, target: Target) -> Result<Vec<Unit>, String> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
@@ -219,7 +225,7 @@ pub fn render_checked(plan: &Plan) -> Result<Vec<Unit>, String> {
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .map(|p| render_service_unit(plan, p))
+                        .map(|p| render_service_unit(plan, p, target))
                         .collect::<Vec<_>>()
                 })
             })

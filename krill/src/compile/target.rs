@@ -1,0 +1,95 @@
+//! The systemd that will load the rendered units. Directives newer than the oldest
+//! supported systemd (247, Debian 11) are emitted only where the target knows them:
+//! an unknown key makes systemd warn on every load, and a missing one loses behaviour.
+
+use std::path::Path;
+
+/// What the target systemd understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// systemd's major version, e.g. 252.
+    pub systemd: u32,
+}
+
+/// Directories where distributions keep `libsystemd-shared-<version>.so`: Debian and
+/// Ubuntu (multiarch), Fedora and Arch.
+const SHARED_LIB_DIRS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/systemd",
+    "/usr/lib/aarch64-linux-gnu/systemd",
+    "/usr/lib/arm-linux-gnueabihf/systemd",
+    "/usr/lib64/systemd",
+    "/usr/lib/systemd",
+];
+
+impl Target {
+    /// The oldest systemd krill supports: 247 (Debian 11). Units rendered for it load
+    /// on every newer one.
+    pub const OLDEST: Target = Target { systemd: 247 };
+
+    /// systemd 257 and later: `RestartMode=direct` keeps an automatic restart from
+    /// passing through `failed`, so `OnFailure=` fires once, at the final failure,
+    /// and dependents are not stopped and restarted with the unit (design.md).
+    pub fn restart_mode_direct(self) -> bool {
+        self.systemd >= 257
+    }
+
+    /// The systemd installed on this machine, which is the one that loads what the
+    /// generator writes. `KRILL_SYSTEMD_VERSION` overrides it (to render for another
+    /// robot). Found from the name of `libsystemd-shared-<version>.so`, which every
+    /// systemd since 231 installs, because a generator runs before D-Bus is up and
+    /// must not spawn `systemctl`. [`Target::OLDEST`] if nothing is found.
+    pub fn detect() -> Target {
+        if let Some(v) = std::env::var("KRILL_SYSTEMD_VERSION")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return Target { systemd: v };
+        }
+        SHARED_LIB_DIRS
+            .iter()
+            .find_map(|d| version_in(Path::new(d)))
+            .map_or(Target::OLDEST, |systemd| Target { systemd })
+    }
+}
+
+/// The version in the name of the `libsystemd-shared-<version>.so` in `dir`.
+fn version_in(dir: &Path) -> Option<u32> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find_map(|e| parse_shared_lib(&e.file_name().to_string_lossy()))
+}
+
+/// `libsystemd-shared-252.so` → 252; Fedora's `libsystemd-shared-255.4-1.fc40.so`
+/// → 255.
+fn parse_shared_lib(name: &str) -> Option<u32> {
+    let v = name
+        .strip_prefix("libsystemd-shared-")?
+        .strip_suffix(".so")?;
+    let major: String = v.chars().take_while(char::is_ascii_digit).collect();
+    major.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_library_names_give_the_major_version() {
+        assert_eq!(parse_shared_lib("libsystemd-shared-252.so"), Some(252));
+        assert_eq!(parse_shared_lib("libsystemd-shared-257.13.so"), Some(257));
+        assert_eq!(
+            parse_shared_lib("libsystemd-shared-255.4-1.fc40.so"),
+            Some(255)
+        );
+        assert_eq!(parse_shared_lib("libsystemd-core-252.so"), None);
+        assert_eq!(parse_shared_lib("libsystemd-shared-.so"), None);
+    }
+
+    #[test]
+    fn restart_mode_direct_from_257() {
+        assert!(!Target::OLDEST.restart_mode_direct());
+        assert!(!Target { systemd: 256 }.restart_mode_direct());
+        assert!(Target { systemd: 257 }.restart_mode_direct());
+    }
+}
