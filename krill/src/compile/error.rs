@@ -102,3 +102,41 @@ fn render_all(file: &str, ds: &[Diagnostic]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The candidate closest to `word`, if it is close enough to be a typo: at most one
+/// edit for short words, a third of the length for longer ones.
+pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// What to tell someone who wrote `word` where one of `known` belongs: "did you mean
+/// `x`?" for a near miss, else "expected one of a, b, c".
+pub fn suggest(word: &str, known: &[&str]) -> String {
+    match did_you_mean(word, known.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("expected one of {}", known.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_only_for_near_misses() {
+        let c = ["command", "stop_command", "image"];
+        assert_eq!(did_you_mean("comand", c.into_iter()), Some("command"));
+        assert_eq!(did_you_mean("imgae", c.into_iter()), Some("image"));
+        assert_eq!(did_you_mean("volumes", c.into_iter()), None);
+        assert_eq!(suggest("shel", &["shell", "pixi"]), "did you mean `shell`?");
+        assert_eq!(
+            suggest("bash", &["shell", "pixi"]),
+            "expected one of shell, pixi"
+        );
+    }
+}

@@ -84,11 +84,6 @@ impl HealthKind {
             HealthKind::Script => &["command", "timeout"],
         }
     }
-
-    /// `heartbeat, tcp, http, script`, for error messages.
-    pub fn list() -> String {
-        Self::ALL.map(Self::as_str).join(", ")
-    }
 }
 
 impl std::fmt::Display for HealthKind {

@@ -6,6 +6,7 @@
 //! parses it and explains syntax errors, [`validate`] checks each section.
 
 mod file;
+mod shape;
 pub(crate) mod validate;
 mod yaml;
 
@@ -158,11 +159,6 @@ impl ExecuteKind {
             ExecuteKind::Shell => &["command", "stop_command", "working_dir"],
         }
     }
-
-    /// `pixi, ros2, docker, shell`, for error messages.
-    pub fn list() -> String {
-        Self::ALL.map(Self::as_str).join(", ")
-    }
 }
 
 impl std::fmt::Display for ExecuteKind {
@@ -224,9 +220,23 @@ impl Recipe {
     /// paths.
     pub fn parse(text: &str, source: &Path) -> Result<Recipe, RecipeError> {
         let file = source.display().to_string();
-        let raw = yaml::parse_raw(text).map_err(|diagnostic| RecipeError::Syntax {
-            file: file.clone(),
-            diagnostic,
+        let raw = yaml::parse_raw(text).map_err(|diagnostic| {
+            // serde stopped at the first problem; the shape check finds them all.
+            let mut all = shape::check(text);
+            if all.is_empty() {
+                return RecipeError::Syntax {
+                    file: file.clone(),
+                    diagnostic,
+                };
+            }
+            if !all.iter().any(|d| d.pos.line == diagnostic.pos.line) {
+                all.push(diagnostic);
+                all.sort_by_key(|d| (d.pos.line, d.pos.column));
+            }
+            RecipeError::Invalid {
+                file: file.clone(),
+                diagnostics: all,
+            }
         })?;
         let mut v = validate::Validator::default();
         let recipe = v.recipe(raw, source);

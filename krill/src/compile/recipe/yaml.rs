@@ -46,10 +46,31 @@ pub(super) fn parse_raw(text: &str) -> Result<raw::RawRecipe, Diagnostic> {
                 )
             }
             "invalid boolean" => "invalid boolean: expected true or false".to_owned(),
-            m => m.to_owned(),
+            m => plain_words(m),
         };
         Diagnostic::new(pos, field_path(text, &path, pos), msg)
     })
+}
+
+/// serde's words for kinds (`i64`, `sequence start`) in the words of the recipe guide.
+fn plain_words(m: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("sequence start", "a list"),
+        ("mapping start", "a map of fields"),
+        ("string scalar", "text"),
+        ("a string", "text"),
+        ("struct ", "the fields of "),
+        ("i64", "a whole number"),
+        ("u64", "a whole number"),
+        ("u32", "a whole number"),
+        ("u16", "a whole number"),
+        ("f64", "a number"),
+        ("a boolean", "true or false"),
+        ("Raw", ""),
+    ];
+    WORDS
+        .iter()
+        .fold(m.to_owned(), |acc, (from, to)| acc.replace(from, to))
 }
 
 /// Turns serde's path (`services.?.policy.value`) into ours (`services.lidar.policy`):

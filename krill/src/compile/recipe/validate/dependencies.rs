@@ -5,7 +5,7 @@ use indexmap::IndexMap;
 use petgraph::graph::DiGraph;
 
 use super::{pos, Validator};
-use crate::compile::error::{Diagnostic, Pos};
+use crate::compile::error::{did_you_mean, Diagnostic, Pos};
 use crate::compile::raw::{self, RawDependency};
 use crate::compile::recipe::{Dependency, Service};
 use crate::runtime::names::Condition;
@@ -59,7 +59,18 @@ impl Validator {
                         continue;
                     }
                     let Some(target) = services.get(&dep) else {
-                        self.err(pos(d), format!("{field}.{dep}"), format!("unknown service {dep:?}: no service of that name is defined in this recipe"));
+                        self.err(
+                            pos(d),
+                            format!("{field}.{dep}"),
+                            format!(
+                                "unknown service {dep:?}: {}",
+                                match did_you_mean(&dep, services.keys().map(String::as_str)) {
+                                    Some(s) => format!("did you mean `{s}`?"),
+                                    None => "no service of that name is defined in this recipe"
+                                        .to_owned(),
+                                }
+                            ),
+                        );
                         continue;
                     };
                     let condition = if condition == Condition::Healthy

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{join, pos, resolve_program, Validator};
-use crate::compile::error::Pos;
+use crate::compile::error::{suggest, Pos};
 use crate::compile::raw::{self, RawExecute};
 use crate::compile::recipe::{Execute, ExecuteKind};
 
@@ -21,9 +21,9 @@ impl Validator {
                 pos(&e.kind),
                 format!("{field}.type"),
                 format!(
-                    "unknown execute type {:?}: expected one of {}",
+                    "unknown execute type {:?}: {}",
                     e.kind.value,
-                    ExecuteKind::list()
+                    suggest(&e.kind.value, &ExecuteKind::ALL.map(ExecuteKind::as_str))
                 ),
             );
             return Execute::Shell {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::{pos, Validator};
 use crate::compile::duration;
+use crate::compile::error::suggest;
 use crate::compile::raw::RawHealthCheck;
 use crate::runtime::check::{HealthCheck, HealthKind};
 
@@ -14,9 +15,9 @@ impl Validator {
                 pos(&h.kind),
                 format!("{field}.type"),
                 format!(
-                    "unknown health check type {:?}: expected one of {}",
+                    "unknown health check type {:?}: {}",
                     h.kind.value,
-                    HealthKind::list()
+                    suggest(&h.kind.value, &HealthKind::ALL.map(HealthKind::as_str))
                 ),
             );
             return HealthCheck::Heartbeat {

@@ -2,6 +2,7 @@
 
 use super::{pos, Validator};
 use crate::compile::duration;
+use crate::compile::error::suggest;
 use crate::compile::raw::RawPolicy;
 use crate::compile::recipe::{Policy, Restart};
 
@@ -14,7 +15,14 @@ impl Validator {
                 "always" => Restart::Always,
                 "on-failure" => Restart::OnFailure,
                 other => {
-                    self.err(pos(r), format!("{field}.restart"), format!("unknown restart policy {other:?}: expected one of never, always, on-failure"));
+                    self.err(
+                        pos(r),
+                        format!("{field}.restart"),
+                        format!(
+                            "unknown restart policy {other:?}: {}",
+                            suggest(other, &["never", "always", "on-failure"])
+                        ),
+                    );
                     Restart::Never
                 }
             };
