@@ -7,11 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-# The shipped binaries: glibc 2.31 (Debian 11+, Ubuntu 20.04+), then the .deb that
-# every e2e container installs.
-cargo zigbuild --release --target x86_64-unknown-linux-gnu.2.31 --workspace --bins
-cargo run -q -p krill-dist -- target/dist
-cargo deb -p krill-ctl --no-build --target x86_64-unknown-linux-gnu
+# The shipped binaries and the .deb that every e2e container installs.
+scripts/build-deb.sh
 if command -v lintian >/dev/null; then
     lintian --fail-on error,warning \
         target/x86_64-unknown-linux-gnu/debian/krill_*.deb

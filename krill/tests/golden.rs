@@ -2,7 +2,7 @@
 //! exactly the unit files in `tests/golden/<case>/expected/`, and every bad recipe
 //! under `tests/bad/<case>.yaml` fails with exactly the text in `<case>.err`.
 //!
-//! Units are rendered for the oldest supported systemd unless `<case>/systemd` names
+//! Units are rendered for systemd 252 (Debian 12) unless `<case>/systemd` names
 //! another version.
 //!
 //! Run with `KRILL_BLESS=1` to rewrite the expected files after a deliberate change,
@@ -40,10 +40,12 @@ fn golden_units() {
     let mut failures = vec![];
     for case in cases(&root().join("golden")) {
         let plan = compile_fixture(&case.join("recipe.yaml"));
-        // Rendered for the oldest systemd, or for the version in `<case>/systemd`.
+        // Rendered for systemd 252, or for the version in `<case>/systemd`.
         let target =
-            std::fs::read_to_string(case.join("systemd")).map_or(Target::OLDEST, |v| Target {
-                systemd: v.trim().parse().expect("a systemd version"),
+            std::fs::read_to_string(case.join("systemd")).map_or(Target { systemd: 252 }, |v| {
+                Target {
+                    systemd: v.trim().parse().expect("a systemd version"),
+                }
             });
         let units = render_plan(&plan, target);
         let expected_dir = case.join("expected");

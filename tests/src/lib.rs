@@ -179,35 +179,20 @@ pub fn suite() -> String {
     std::env::var("KRILL_E2E_SUITE").unwrap_or_else(|_| "bookworm".into())
 }
 
-/// The cached rootfs of [`suite`], built on first use.
+/// The cached rootfs of [`suite`], built on first use by `scripts/rootfs.sh` (the
+/// one debootstrap command line, shared with `./demo.sh` and safe to run from
+/// several test binaries at once).
 fn rootfs() -> PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let dir = cache_dir();
-        let suite = suite();
-        let root = dir.join(&suite);
-        if root.join("usr/lib/systemd/systemd").exists() {
-            return root;
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        let tmp = dir.join(format!("{suite}.tmp"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        eprintln!(
-            "building the e2e rootfs with debootstrap (about a minute, cached in {})",
-            dir.display()
-        );
-        let st = Command::new("debootstrap")
-            .args([
-                "--variant=minbase",
-                "--include=systemd,systemd-sysv,dbus,python3,procps",
-                &suite,
-            ])
-            .arg(&tmp)
-            .status()
-            .expect("run debootstrap");
-        assert!(st.success(), "debootstrap failed");
-        std::fs::rename(&tmp, &root).unwrap();
-        root
+        let out = Command::new(repo().join("scripts/rootfs.sh"))
+            .arg(suite())
+            .env("KRILL_E2E_CACHE", cache_dir())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/rootfs.sh");
+        assert!(out.status.success(), "scripts/rootfs.sh {} failed", suite());
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     })
     .clone()
 }
@@ -345,6 +330,15 @@ impl Container {
             .args(["-t", &self.pid1.to_string(), "-a", "/bin/sh", "-c", cmd])
             .output()
             .expect("run nsenter")
+    }
+
+    /// The major version of the container's systemd (`systemctl --version`).
+    pub fn systemd_version(&self) -> u32 {
+        let v = self.ok("systemctl --version");
+        v.split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("cannot read the systemd version from {v:?}"))
     }
 
     /// Runs a command that must succeed; returns its stdout.

@@ -208,6 +208,66 @@ services:
     c.ok("rm /run/exit-now");
     c.wait_state(&always, "active/running", T);
     assert_ne!(c.num(&always, "MainPID"), always_pid);
+
+    // The units suit the systemd that loaded them (krill::compile::target): one
+    // failure call per final failure on 257, and no ExecStopPost= on a Type=exec
+    // service below 252 (247's PID 1 spins on it; see the next test).
+    let v = c.systemd_version();
+    let never = c.ok(&format!("systemctl cat {n}"));
+    assert_eq!(
+        never.contains("ExecStopPost=/usr/bin/krill-ctl exited"),
+        v >= 252,
+        "systemd {v}:\n{never}"
+    );
+    assert_eq!(
+        never.contains("ExecStop=/usr/bin/krill-ctl exited"),
+        v < 252,
+        "systemd {v}:\n{never}"
+    );
+    let onfail = c.ok(&format!("systemctl cat {u}"));
+    assert_eq!(
+        onfail.contains("RestartMode=direct"),
+        v >= 257,
+        "systemd {v}:\n{onfail}"
+    );
+}
+
+/// S2/S6 on every systemd: services that die at once (a missing binary, an exit at
+/// start) fail, again and again, and systemd keeps answering. With `ExecStopPost=` on
+/// a `Type=exec` unit, systemd 247 stopped answering at the first or second such
+/// death ("Looping too fast"), and took every unit on the machine with it.
+#[test]
+fn s2_services_that_die_at_start_never_hang_systemd() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("s2-dies");
+    c.install_ok(
+        "dies",
+        r#"
+version: "1"
+name: dies
+services:
+  missing:
+    execute: {type: shell, command: /nonexistent/driver}
+  quits:
+    execute: {type: shell, command: /bin/false}
+"#,
+        "",
+    );
+    for i in 0..10 {
+        for s in ["missing", "quits"] {
+            // `timeout`: a hung PID 1 must fail the test, not hang it.
+            let o = c.sh(&format!("timeout 10 systemctl start {}", unit("dies", s)));
+            assert_ne!(o.status.code(), Some(124), "start #{i} of {s} hung systemd");
+        }
+        let o = c.sh("timeout 10 systemctl is-system-running");
+        assert_ne!(
+            o.status.code(),
+            Some(124),
+            "systemd stopped answering after start #{i}"
+        );
+    }
+    c.wait_state(&unit("dies", "missing"), "failed/failed", T);
+    c.wait_state(&unit("dies", "quits"), "failed/failed", T);
 }
 
 /// S6: restart_delay is honoured between exit and restart.

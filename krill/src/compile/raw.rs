@@ -71,9 +71,11 @@ pub struct RawService {
     pub gpu: Option<Spanned<bool>>,
 }
 
-/// `execute:`, the union of the fields of all four execute types.
+/// `execute:`, the union of the fields of all four execute types. The schema says
+/// which fields each type takes (see [`execute_by_type`]).
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = execute_by_type)]
 pub struct RawExecute {
     #[serde(rename = "type")]
     #[schemars(with = "ExecuteType")]
@@ -125,7 +127,7 @@ pub struct RawHealthCheck {
     #[serde(rename = "type")]
     #[schemars(with = "HealthCheckType")]
     pub kind: SString,
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<DurationText>")]
     pub timeout: Option<SString>,
     #[schemars(with = "Option<Port>")]
     pub port: Option<Spanned<i64>>,
@@ -148,10 +150,10 @@ pub struct RawPolicy {
     #[schemars(with = "Option<u32>")]
     pub max_restarts: Option<Spanned<i64>>,
     /// Duration (500ms, 5s, 2m, 1h). Default 1s.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<DurationText>")]
     pub restart_delay: Option<SString>,
     /// Duration until SIGKILL of the whole process tree. Default 10s.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<DurationText>")]
     pub stop_timeout: Option<SString>,
 }
 
@@ -255,6 +257,31 @@ impl schemars::JsonSchema for HealthCheckType {
         )
     }
 }
+
+/// For each execute type: its required fields, and no field of another type. The
+/// validator says the same, with positions (`field X does not apply to execute type
+/// Y`); this lets an editor say it while typing.
+fn execute_by_type(schema: &mut schemars::Schema) {
+    let rules: Vec<serde_json::Value> = ExecuteKind::ALL
+        .iter()
+        .map(|k| {
+            let names: Vec<&str> = std::iter::once("type")
+                .chain(k.fields().iter().copied())
+                .collect();
+            serde_json::json!({
+                "if": { "properties": { "type": { "const": k.as_str() } }, "required": ["type"] },
+                "then": { "required": k.required(), "propertyNames": { "enum": names } }
+            })
+        })
+        .collect();
+    schema.insert("allOf".into(), rules.into());
+}
+
+/// A duration as the configuration guide writes it (the grammar of
+/// [`crate::compile::duration::parse`]).
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct DurationText(#[schemars(regex(pattern = r"^\s*[0-9]+(ms|s|m|h)\s*$"))] String);
 
 /// A TCP port.
 #[derive(schemars::JsonSchema)]

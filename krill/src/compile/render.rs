@@ -202,6 +202,7 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str, target: Target)
             exec_start_pre => x.start_pre.clone(), exec_start => x.start.clone(), exec_stop => x.stop.clone(),
             restart, restart_sec => to_systemd(x.restart_delay), krill_ctl => KRILL_CTL,
             restart_mode_direct => target.restart_mode_direct(),
+            exited_after_stop => target.exec_stop_post_is_safe(),
             socket => KRILL_SOCKET, compat_socket => UPSTREAM_SOCKET,
             stop_timeout => to_systemd(x.stop_timeout), watchdog => x.watchdog.map(to_systemd),
             success_exit_status => x.success_exit_status,

@@ -33,6 +33,17 @@ impl Target {
         self.systemd >= 257
     }
 
+    /// Whether `ExecStopPost=` is safe on a `Type=exec` service. On 247 it is not: when
+    /// the main process exits before systemd has read the exec notification (a
+    /// missing binary, a crash at start), PID 1 spins forever on that pipe ("Looping
+    /// too fast") and stops serving every unit and bus call. Reproduced here with a
+    /// plain unit (`Type=exec`, `ExecStart=/bin/false`, `ExecStopPost=/bin/true`) on
+    /// 247 and not on 252; 248–251 were not available to test, so they are treated
+    /// like 247.
+    pub fn exec_stop_post_is_safe(self) -> bool {
+        self.systemd >= 252
+    }
+
     /// The systemd installed on this machine, which is the one that loads what the
     /// generator writes. `KRILL_SYSTEMD_VERSION` overrides it (to render for another
     /// robot). Found from the name of `libsystemd-shared-<version>.so`, which every
@@ -91,5 +102,12 @@ mod tests {
         assert!(!Target::OLDEST.restart_mode_direct());
         assert!(!Target { systemd: 256 }.restart_mode_direct());
         assert!(Target { systemd: 257 }.restart_mode_direct());
+    }
+
+    #[test]
+    fn exec_stop_post_from_252() {
+        assert!(!Target::OLDEST.exec_stop_post_is_safe());
+        assert!(!Target { systemd: 249 }.exec_stop_post_is_safe());
+        assert!(Target { systemd: 252 }.exec_stop_post_is_safe());
     }
 }

@@ -159,6 +159,16 @@ impl ExecuteKind {
             ExecuteKind::Shell => &["command", "stop_command", "working_dir"],
         }
     }
+
+    /// The fields this type cannot run without.
+    pub fn required(self) -> &'static [&'static str] {
+        match self {
+            ExecuteKind::Pixi => &["task"],
+            ExecuteKind::Ros2 => &["package", "launch_file"],
+            ExecuteKind::Docker => &["image"],
+            ExecuteKind::Shell => &["command"],
+        }
+    }
 }
 
 impl std::fmt::Display for ExecuteKind {

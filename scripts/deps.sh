@@ -1,0 +1,19 @@
+#!/bin/bash
+# Installs what building and testing krill need on Debian or Ubuntu (as root): the
+# systemd tools and debootstrap for the e2e containers, lintian, the Python and C++
+# SDK toolchains, zig (PyPI `ziglang`) with cargo-zigbuild for the glibc 2.31 build,
+# and cargo-deb. Used by .ci/run and ./demo.sh; safe to run again.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# systemd: systemd-analyze for `verify`; systemd-container: systemd-nspawn;
+# debootstrap: the e2e rootfs; util-linux: nsenter and mount; python3 and g++: the
+# Python and C++ SDK tests; cmake and pkg-config: the C++ SDK's package files.
+apt-get install -y -qq systemd systemd-container debootstrap util-linux python3 g++ \
+    lintian python3-pip cmake pkg-config >/dev/null
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# ziglang: zig for the glibc 2.31 build; jsonschema and pyyaml: the schema test.
+python3 -c 'import ziglang, jsonschema, yaml' 2>/dev/null ||
+    pip install --quiet --break-system-packages ziglang jsonschema pyyaml
+command -v cargo-zigbuild >/dev/null || cargo install --quiet --locked cargo-zigbuild
+command -v cargo-deb >/dev/null || cargo install --quiet --locked cargo-deb
