@@ -5,6 +5,13 @@
 # line: "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")"
+# The e2e roots of the systemd matrix, debootstrapped (once, cached) while we build.
+matrix=(bullseye trixie)
+if command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ]; then
+    for suite in bookworm "${matrix[@]}"; do
+        scripts/rootfs.sh "$suite" >/dev/null 2>&1 &
+    done
+fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The shipped binaries and the .deb that every e2e container installs.
@@ -18,6 +25,24 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --all-targets --no-fail-fast -- --test-threads=2 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc 2>&1 | tee -a "$log" || status=$?
+wait # the roots
+# The systemd matrix: everything above ran on bookworm (systemd 252); the contract
+# rows (S1-S9, the Try-It table), the supervisor and the package's life run again on
+# bullseye (247) and trixie (257), both at once (each container in its own cgroup).
+matrix_tests=(--test contract --test supervisor --test lifecycle --test package)
+pids=()
+for suite in "${matrix[@]}"; do
+    KRILL_E2E_SUITE=$suite cargo test -q -p krill-e2e --no-fail-fast "${matrix_tests[@]}" \
+        -- --test-threads=2 >"$log.$suite" 2>&1 &
+    pids+=($!)
+done
+for i in "${!matrix[@]}"; do
+    wait "${pids[$i]}" || status=$?
+    echo "--- systemd matrix: ${matrix[$i]}"
+    grep -E '^test result:|FAILED|panicked' "$log.${matrix[$i]}" || true
+    cat "$log.${matrix[$i]}" >>"$log"
+    rm -f "$log.${matrix[$i]}"
+done
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -8,9 +8,10 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # systemd: systemd-analyze for `verify`; systemd-container: systemd-nspawn;
 # debootstrap: the e2e rootfs; util-linux: nsenter and mount; python3 and g++: the
-# Python and C++ SDK tests; cmake and pkg-config: the C++ SDK's package files.
+# Python and C++ SDK tests; cmake and pkg-config: the C++ SDK's package files;
+# zsh and fish: the completion smoke tests.
 apt-get install -y -qq systemd systemd-container debootstrap util-linux python3 g++ \
-    lintian python3-pip cmake pkg-config >/dev/null
+    lintian python3-pip cmake pkg-config zsh fish >/dev/null
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # ziglang: zig for the glibc 2.31 build; jsonschema and pyyaml: the schema test.
 python3 -c 'import ziglang, jsonschema, yaml' 2>/dev/null ||

@@ -385,6 +385,10 @@ fn run(cli: Cli) -> Result<u8, Error> {
 const STARTED_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn main() -> ExitCode {
+    // `krill status | head` must end quietly when the reader goes away, as every Unix
+    // filter does; Rust ignores SIGPIPE, and println! would panic on EPIPE instead.
+    // SAFETY: called first, before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     match run(cli) {
         Ok(c) => ExitCode::from(c),

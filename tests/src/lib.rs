@@ -197,8 +197,55 @@ fn rootfs() -> PathBuf {
     .clone()
 }
 
+/// A cgroup of its own for one container, below the test's cgroup in the unified
+/// hierarchy. Without it, `systemd-nspawn` (with no systemd on the host to give it a
+/// scope) roots every container at the same `<own cgroup>/payload`, so parallel
+/// containers, and services orphaned by a killed one, share one `krill.slice`.
+fn container_cgroup(name: &str) -> PathBuf {
+    let unified = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        PathBuf::from("/sys/fs/cgroup")
+    } else {
+        PathBuf::from("/sys/fs/cgroup/unified")
+    };
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
+        .unwrap_or_default();
+    let dir = unified
+        .join(own.trim_start_matches('/'))
+        .join(format!("krill-e2e-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+/// Kills whatever is left in `dir` (a container whose systemd was killed leaves its
+/// services behind) and removes the cgroup tree.
+fn remove_cgroup(dir: &Path) {
+    let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+    fn rmdirs(d: &Path) {
+        if let Ok(rd) = std::fs::read_dir(d) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rmdirs(&e.path());
+                }
+            }
+        }
+        // Emptied by cgroup.kill asynchronously: retry briefly.
+        for _ in 0..50 {
+            if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    rmdirs(dir);
+}
+
 /// A booted container.
 pub struct Container {
+    /// The container's own cgroup ([`container_cgroup`]).
+    cgroup: PathBuf,
     nspawn: Option<Child>,
     /// The container's PID 1 (systemd), as seen from the host.
     pub pid1: u32,
@@ -264,6 +311,7 @@ impl Container {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut c = Container {
+            cgroup: container_cgroup(name),
             nspawn: None,
             pid1: 0,
             work,
@@ -276,7 +324,12 @@ impl Container {
 
     fn start(&mut self) {
         let log = std::fs::File::create(self.work.join("nspawn.log")).unwrap();
-        let child = Command::new("systemd-nspawn")
+        // Into its own cgroup before nspawn runs (see container_cgroup); `exec` keeps
+        // the PID.
+        let child = Command::new("/bin/sh")
+            .args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
+            .arg(self.cgroup.join("cgroup.procs"))
+            .arg("systemd-nspawn")
             .arg("-D")
             .arg(&self.root)
             .args(["-b", "--register=no", "--keep-unit", "--console=passive"])
@@ -562,6 +615,7 @@ impl Drop for Container {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        remove_cgroup(&self.cgroup);
         // Never delete a root while its container runs: nspawn has exited here.
         let st = Command::new("umount").arg(&self.root).status();
         if st.is_ok_and(|s| s.success()) {

@@ -122,7 +122,12 @@ fn deb_install_up_upgrade_remove_purge() {
     // Remove: the workspace stops cleanly, nothing of krill stays loaded or running.
     let o = c.sh("dpkg -r krill");
     assert!(o.status.success(), "{}", text(&o));
-    assert!(c.cgroup_pids("krill.slice").is_empty());
+    let left = c.cgroup_pids("krill.slice");
+    assert!(
+        left.is_empty(),
+        "processes left in krill.slice: {left:?}\n{}",
+        c.ok("ps -eo pid,cgroup:70,args")
+    );
     let left = c.ok("systemctl list-units --all --plain --no-legend 'krill*'");
     assert!(left.trim().is_empty(), "units left behind: {left}");
     c.ok("test ! -e /usr/lib/systemd/system-generators/krill-gen");

@@ -94,7 +94,7 @@ fn estop_and_status_are_not_blinded_by_bad_recipes() {
     // (`krill start` compiles the recipe file, which is broken: start with systemd.)
     c.ok("systemctl start krill-two.target");
     c.wait_state("krill-two-top.service", "active/running", T);
-    c.ok("systemctl kill --signal=SIGSTOP krill-supervisor.service");
+    c.ok("kill -STOP $(systemctl show -P MainPID krill-supervisor.service)");
     let o = c.sh("krill estop --reason 'all stop'");
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
@@ -106,13 +106,13 @@ fn estop_and_status_are_not_blinded_by_bad_recipes() {
     c.wait_for("workspace two stopped again", T, || {
         c.cgroup_pids("krill.slice/krill-two.slice").is_empty()
     });
-    c.ok("systemctl kill --signal=SIGCONT krill-supervisor.service");
+    c.ok("kill -CONT $(systemctl show -P MainPID krill-supervisor.service)");
     let st = c.status("two");
     assert!(st.contains("emergency-stopped (all stop)"), "{st}");
     // With dbus-daemon hung (SIGSTOP), then stopped: through systemd's private socket.
     for (how, break_bus) in [
-        ("hung", "systemctl kill --signal=SIGSTOP dbus.service"),
-        ("stopped", "systemctl kill --signal=SIGCONT dbus.service && systemctl stop dbus.socket dbus.service"),
+        ("hung", "kill -STOP $(systemctl show -P MainPID dbus.service)"),
+        ("stopped", "kill -CONT $(systemctl show -P MainPID dbus.service) && systemctl stop dbus.socket dbus.service"),
     ] {
         c.ok("systemctl start krill-two.target");
         c.wait_state("krill-two-top.service", "active/running", T);

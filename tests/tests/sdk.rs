@@ -45,3 +45,46 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// `pip install ./sdk/python` (into a throwaway virtualenv) leaves nothing that git
+/// would show as untracked in the repository.
+#[test]
+fn pip_install_leaves_the_tree_clean() {
+    let repo = krill_e2e::repo();
+    let untracked = || {
+        let out = std::process::Command::new("git")
+            .args([
+                "status",
+                "--porcelain",
+                "--untracked-files=all",
+                "--",
+                "sdk/python",
+            ])
+            .current_dir(&repo)
+            .output()
+            .expect("git runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("??"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let before = untracked();
+    let venv = std::env::temp_dir().join(format!("krill-pip-venv-{}", std::process::id()));
+    let ok = |c: &mut std::process::Command| {
+        let o = c.output().expect("runs");
+        assert!(
+            o.status.success(),
+            "{c:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ok(std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv));
+    ok(std::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet"])
+        .arg(repo.join("sdk/python")));
+    let _ = std::fs::remove_dir_all(&venv);
+    assert_eq!(untracked(), before, "pip install left files in sdk/python");
+}

@@ -466,8 +466,11 @@ fn status_and_estop_on_dbus() {
     );
     assert_eq!(c.state("krill-db-b.service"), "active/running");
 
-    // A member of group krill: through the supervisor, which logs it.
-    let as_operator = "setpriv --reuid=nobody --regid=nogroup --groups=krill";
+    // A member of group krill: through the supervisor, which logs it. A real user in
+    // /etc/group: dbus-daemon before 1.14 (Debian 11) reads a peer's groups from the
+    // user database, not from the process.
+    c.ok("useradd --no-create-home --groups krill operator");
+    let as_operator = "setpriv --reuid=operator --regid=operator --init-groups";
     let out = c.ok(&format!(
         "{as_operator} krill estop db --reason 'operator pressed the button'"
     ));
@@ -669,8 +672,14 @@ fn supervisor_stays_responsive_during_a_burst_of_changes() {
     }
     let st = status_json(&c, "beats");
     for s in st["workspaces"][0]["services"].as_array().unwrap() {
+        // `late` is status's early warning (a heartbeat older than twice its
+        // interval, e.g. while two test containers share two cores); the contract is
+        // that no heartbeat timed out and nothing restarted.
         assert_eq!(s["restarts"], 0, "{s}");
-        assert_eq!(s["health"], "healthy", "{s}");
+        assert!(
+            matches!(s["health"].as_str(), Some("healthy" | "late")),
+            "{s}"
+        );
     }
     assert!(!c
         .journal("-u krill-supervisor.service")
