@@ -469,8 +469,8 @@ fn status_and_estop_on_dbus() {
     // A member of group krill: through the supervisor, which logs it. A real user in
     // /etc/group: dbus-daemon before 1.14 (Debian 11) reads a peer's groups from the
     // user database, not from the process.
-    c.ok("useradd --no-create-home --groups krill operator");
-    let as_operator = "setpriv --reuid=operator --regid=operator --init-groups";
+    c.ok("useradd --no-create-home --user-group --groups krill krill-operator");
+    let as_operator = "setpriv --reuid=krill-operator --regid=krill-operator --init-groups";
     let out = c.ok(&format!(
         "{as_operator} krill estop db --reason 'operator pressed the button'"
     ));
