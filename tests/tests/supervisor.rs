@@ -106,13 +106,15 @@ services:
     c.wait_for("watchdog to fail the sensor", T, || {
         c.num(s, "NRestarts") >= 1
     });
-    std::fs::remove_file(c.path("/run/stop-sensor")).unwrap();
+    // Read the last beat while the stop file still silences every run: the restarted
+    // process beats (and rewrites the file) as soon as it is removed.
     let last: u64 = std::fs::read_to_string(c.path("/run/lastbeat-sensor"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     let acted = c.num(s, "ActiveExitTimestampMonotonic");
+    std::fs::remove_file(c.path("/run/stop-sensor")).unwrap();
     eprintln!(
         "MEASURE missed_heartbeat_to_systemd_ms={:.1} (timeout 1000 ms; from the last heartbeat to systemd failing the unit)",
         (acted - last) as f64 / 1000.0
