@@ -47,7 +47,13 @@ for tool in cargo-zigbuild cargo-deb; do
 done
 
 echo "==> building krill (release, glibc 2.31) and its .deb"
-scripts/build-deb.sh >/dev/null
+build_log=$(mktemp /tmp/krill-build.XXXXXX)
+scripts/build-deb.sh >"$build_log" 2>&1 || {
+    cat "$build_log" >&2
+    echo "demo.sh: the build failed (log above)" >&2
+    exit 1
+}
+rm -f "$build_log"
 deb=$(ls -t target/x86_64-unknown-linux-gnu/debian/krill_*_amd64.deb | head -1)
 demo=/usr/share/doc/krill/examples/demo/demo.yaml
 
@@ -92,6 +98,10 @@ cleanup() {
         kill -TERM "$nspawn_pid" 2>/dev/null || true
         wait "$nspawn_pid" 2>/dev/null || true
     fi
+    if [ -n "${cgroup:-}" ]; then
+        echo 1 >"$cgroup/cgroup.kill" 2>/dev/null || true
+        find "$cgroup" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    fi
     umount "$work/root" 2>/dev/null || true
     rm -rf "$work"
 }
@@ -99,7 +109,14 @@ trap cleanup EXIT
 mount -t overlay overlay -o "lowerdir=$root,upperdir=$work/upper,workdir=$work/work" "$work/root"
 cp "$deb" "$work/root/tmp/krill.deb"
 chroot "$work/root" dpkg -i /tmp/krill.deb >/dev/null
-SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -D "$work/root" -b --register=no \
+# A cgroup of its own: with no systemd on the host, nspawn would root the container
+# at this shell's cgroup, shared with any other container started from here.
+unified=/sys/fs/cgroup
+[ -e "$unified/cgroup.controllers" ] || unified=/sys/fs/cgroup/unified
+cgroup=$unified$(sed -n 's/^0:://p' /proc/self/cgroup)/krill-demo-$$
+mkdir -p "$cgroup"
+SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cgroup" \
+    systemd-nspawn -D "$work/root" -b --register=no --keep-unit \
     --console=passive --private-network --machine=krill-demo >"$work/nspawn.log" 2>&1 &
 nspawn_pid=$!
 pid1=
