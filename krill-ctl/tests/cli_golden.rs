@@ -75,6 +75,34 @@ fn render_json_maps_unit_names_to_their_text() {
     golden("render-demo.json", &out);
 }
 
+/// `krill render BIG | head -c1`: the reader goes away long before the output (well
+/// over a pipe buffer) is written, and krill-ctl ends by SIGPIPE like any filter,
+/// without a panic message.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut recipe = String::from("version: \"1\"\nname: big\nservices:\n");
+    for i in 0..300 {
+        recipe.push_str(&format!(
+            "  s{i}:\n    execute: {{type: shell, command: sleep infinity}}\n"
+        ));
+    }
+    let file = dir.path().join("big.yaml");
+    std::fs::write(&file, recipe).unwrap();
+    let err = dir.path().join("stderr");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" render --json "$1" 2>"$2" | head -c1 >/dev/null"#)
+        .arg(env!("CARGO_BIN_EXE_krill-ctl"))
+        .arg(&file)
+        .arg(&err)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let err = std::fs::read_to_string(&err).unwrap();
+    assert!(err.is_empty(), "{err}");
+}
+
 #[test]
 fn graph_in_every_format() {
     for (args, case) in [

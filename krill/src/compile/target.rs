@@ -49,17 +49,22 @@ impl Target {
     /// robot). Found from the name of `libsystemd-shared-<version>.so`, which every
     /// systemd since 231 installs, because a generator runs before D-Bus is up and
     /// must not spawn `systemctl`. [`Target::OLDEST`] if nothing is found.
+    /// Looked up once per process: install, plan and the generator each render more
+    /// than once.
     pub fn detect() -> Target {
-        if let Some(v) = std::env::var("KRILL_SYSTEMD_VERSION")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-        {
-            return Target { systemd: v };
-        }
-        SHARED_LIB_DIRS
-            .iter()
-            .find_map(|d| version_in(Path::new(d)))
-            .map_or(Target::OLDEST, |systemd| Target { systemd })
+        static DETECTED: std::sync::OnceLock<Target> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            if let Some(v) = std::env::var("KRILL_SYSTEMD_VERSION")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+            {
+                return Target { systemd: v };
+            }
+            SHARED_LIB_DIRS
+                .iter()
+                .find_map(|d| version_in(Path::new(d)))
+                .map_or(Target::OLDEST, |systemd| Target { systemd })
+        })
     }
 }
 

@@ -53,24 +53,33 @@ pub(super) fn parse_raw(text: &str) -> Result<raw::RawRecipe, Diagnostic> {
 }
 
 /// serde's words for kinds (`i64`, `sequence start`) in the words of the recipe guide.
+/// Only the part from `expected` on is rewritten: what comes before quotes the
+/// recipe's own text, which must stay as written.
 fn plain_words(m: &str) -> String {
     const WORDS: &[(&str, &str)] = &[
         ("sequence start", "a list"),
         ("mapping start", "a map of fields"),
         ("string scalar", "text"),
         ("a string", "text"),
-        ("struct ", "the fields of "),
         ("i64", "a whole number"),
         ("u64", "a whole number"),
         ("u32", "a whole number"),
         ("u16", "a whole number"),
         ("f64", "a number"),
         ("a boolean", "true or false"),
-        ("Raw", ""),
     ];
-    WORDS
-        .iter()
-        .fold(m.to_owned(), |acc, (from, to)| acc.replace(from, to))
+    let (head, expected) = match m.find("expected ") {
+        Some(i) => m.split_at(i),
+        None => return m.to_owned(),
+    };
+    // `expected struct RawPolicy`: the Rust type names a section of the recipe.
+    let expected = match expected.find("struct Raw") {
+        Some(i) => format!("{}a map of fields", &expected[..i]),
+        None => WORDS
+            .iter()
+            .fold(expected.to_owned(), |acc, (from, to)| acc.replace(from, to)),
+    };
+    format!("{head}{expected}")
 }
 
 /// Turns serde's path (`services.?.policy.value`) into ours (`services.lidar.policy`):
@@ -107,5 +116,23 @@ fn field_path(text: &str, path: &str, at: Pos) -> String {
         String::new()
     } else {
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_words;
+
+    #[test]
+    fn serde_kinds_in_plain_words_and_recipe_text_untouched() {
+        assert_eq!(plain_words("expected sequence start"), "expected a list");
+        assert_eq!(
+            plain_words("invalid type: string \"Raw i64\", expected i64"),
+            "invalid type: string \"Raw i64\", expected a whole number"
+        );
+        assert_eq!(
+            plain_words("invalid type: integer `3`, expected struct RawPolicy"),
+            "invalid type: integer `3`, expected a map of fields"
+        );
     }
 }
