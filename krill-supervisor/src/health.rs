@@ -44,6 +44,9 @@ pub struct Watched {
     pub target: String,
     /// The unit's cgroup: only processes in it (or below) speak for the service.
     pub cgroup: String,
+    /// A docker service's container slice cgroup: its processes speak for the
+    /// service too (the engine, not systemd, starts them).
+    pub container_cgroup: Option<String>,
     /// The service as the generator described it (what status reads).
     pub svc: ManifestService,
 }
@@ -68,6 +71,10 @@ pub fn config_of(loaded: &krill::runtime::manifest::Loaded) -> BTreeMap<String, 
                     unit: s.unit.clone(),
                     target: m.target.clone(),
                     cgroup: crate::auth::unit_cgroup(&m.slice, &s.unit),
+                    container_cgroup: s
+                        .container_slice
+                        .as_deref()
+                        .map(|c| crate::auth::unit_cgroup(&m.slice, c)),
                     svc: s.clone(),
                 },
             );
@@ -250,7 +257,11 @@ impl Supervisor {
         self.units.retain(|u, _| config.contains_key(u));
         self.by_cgroup = config
             .values()
-            .map(|w| (w.cgroup.clone(), w.unit.clone()))
+            .flat_map(|w| {
+                std::iter::once(&w.cgroup)
+                    .chain(&w.container_cgroup)
+                    .map(|c| (c.clone(), w.unit.clone()))
+            })
             .collect();
         for (unit, w) in config {
             match self.units.get_mut(&unit) {
@@ -577,6 +588,7 @@ mod tests {
             unit: unit.into(),
             target: "krill-w.target".into(),
             cgroup: crate::auth::unit_cgroup("krill-w.slice", unit),
+            container_cgroup: None,
         }
     }
 
@@ -801,5 +813,49 @@ mod tests {
             .unwrap();
         s.on_unit_state("krill-w-a.service", running("aa", 42), now);
         assert_eq!(s.units["krill-w-a.service"].health, Health::Healthy);
+    }
+
+    #[test]
+    fn a_docker_services_container_speaks_for_it_and_no_other() {
+        use krill::runtime::manifest::{Loaded, Manifest};
+        use krill::runtime::names;
+        let svc = |name: &str, docker: bool| ManifestService {
+            name: name.into(),
+            unit: names::service("my-ws", name),
+            container_slice: docker.then(|| names::container_slice("my-ws", name)),
+            ..Default::default()
+        };
+        let loaded = Loaded {
+            workspaces: BTreeMap::from([(
+                "my-ws".to_owned(),
+                Manifest {
+                    workspace: "my-ws".into(),
+                    target: names::target("my-ws"),
+                    slice: names::slice("my-ws"),
+                    services: vec![svc("cam-1", true), svc("nav", false)],
+                    ..Default::default()
+                },
+            )]),
+            rejected: vec![],
+        };
+        let mut s = Supervisor::new(Records::at(std::path::Path::new("/nonexistent")));
+        s.configure(config_of(&loaded), Instant::now());
+        let ws = "/krill.slice/krill-my\\x2dws.slice";
+        // Where docker's systemd cgroup driver puts the container's processes.
+        assert_eq!(
+            s.unit_for_cgroup(&format!(
+                "{ws}/krill-my\\x2dws-cam\\x2d1.slice/docker-0123abcd.scope"
+            ))
+            .as_deref(),
+            Some("krill-my-ws-cam-1.service")
+        );
+        // Not a non-docker service's namesake slice, nor a container elsewhere.
+        for outsider in [
+            format!("{ws}/krill-my\\x2dws-nav.slice/docker-0123abcd.scope"),
+            "/system.slice/docker-0123abcd.scope".to_owned(),
+            "/krill-my\\x2dws-cam\\x2d1.slice/docker-0123abcd.scope".to_owned(),
+        ] {
+            assert_eq!(s.unit_for_cgroup(&outsider), None, "{outsider}");
+        }
     }
 }

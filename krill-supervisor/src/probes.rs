@@ -188,6 +188,7 @@ mod tests {
             unit: "u".into(),
             target: "t".into(),
             cgroup: "/krill.slice/krill-w.slice/u".into(),
+            container_cgroup: None,
         }
     }
 

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Repository root.
@@ -179,22 +179,39 @@ pub fn suite() -> String {
     std::env::var("KRILL_E2E_SUITE").unwrap_or_else(|_| "bookworm".into())
 }
 
-/// The cached rootfs of [`suite`], built on first use by `scripts/rootfs.sh` (the
-/// one debootstrap command line, shared with `./demo.sh` and safe to run from
-/// several test binaries at once).
-fn rootfs() -> PathBuf {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let out = Command::new(repo().join("scripts/rootfs.sh"))
-            .arg(suite())
-            .env("KRILL_E2E_CACHE", cache_dir())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/rootfs.sh");
-        assert!(out.status.success(), "scripts/rootfs.sh {} failed", suite());
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
-    .clone()
+/// What a container's root holds besides systemd and krill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// The suite's minimal root.
+    Plain,
+    /// Plus Debian's docker.io engine (`scripts/rootfs.sh SUITE docker`), and the
+    /// syscalls and capabilities runc needs inside systemd-nspawn.
+    Docker,
+}
+
+/// The cached rootfs of [`suite`] in `flavor`, built on first use by
+/// `scripts/rootfs.sh` (the one debootstrap command line, shared with `./demo.sh` and
+/// safe to run from several test binaries at once).
+fn rootfs(flavor: Flavor) -> PathBuf {
+    static ROOTS: Mutex<Vec<(Flavor, PathBuf)>> = Mutex::new(Vec::new());
+    let mut roots = ROOTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = roots.iter().find(|(f, _)| *f == flavor) {
+        return p.clone();
+    }
+    let mut cmd = Command::new(repo().join("scripts/rootfs.sh"));
+    cmd.arg(suite());
+    if flavor == Flavor::Docker {
+        cmd.arg("docker");
+    }
+    let out = cmd
+        .env("KRILL_E2E_CACHE", cache_dir())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/rootfs.sh");
+    assert!(out.status.success(), "scripts/rootfs.sh {} failed", suite());
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    roots.push((flavor, p.clone()));
+    p
 }
 
 /// A cgroup of its own for one container, below the test's cgroup in the unified
@@ -253,6 +270,7 @@ pub struct Container {
     /// The container's root, as seen from the host.
     pub root: PathBuf,
     name: String,
+    flavor: Flavor,
 }
 
 fn monotonic_us() -> u64 {
@@ -273,7 +291,12 @@ pub fn now_us() -> u64 {
 impl Container {
     /// Boots a fresh container with krill installed.
     pub fn boot(name: &str) -> Container {
-        let base = rootfs();
+        Container::boot_flavor(name, Flavor::Plain)
+    }
+
+    /// Boots a fresh container with krill installed, from a root of `flavor`.
+    pub fn boot_flavor(name: &str, flavor: Flavor) -> Container {
+        let base = rootfs(flavor);
         let work = std::env::temp_dir().join(format!("krill-e2e-{}-{name}", std::process::id()));
         let _ = Command::new("umount")
             .arg(work.join("root"))
@@ -317,6 +340,7 @@ impl Container {
             work,
             root,
             name: name.to_owned(),
+            flavor,
         };
         c.start();
         c
@@ -337,6 +361,14 @@ impl Container {
             // cannot collide with the host or with parallel containers.
             .arg("--private-network")
             .arg(format!("--machine=krill-{}", self.name))
+            // runc joins a session keyring and attaches a device-cgroup BPF program;
+            // nspawn's default seccomp filter and capability set forbid both.
+            .args(match self.flavor {
+                Flavor::Plain => &[][..],
+                Flavor::Docker => {
+                    &["--system-call-filter=@keyring bpf", "--capability=CAP_BPF"][..]
+                }
+            })
             .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -545,6 +577,20 @@ impl Container {
             "krill install failed:\n{}",
             text(&out)
         );
+    }
+
+    /// `krill status WS --json`, parsed.
+    pub fn status_json(&self, ws: &str) -> serde_json::Value {
+        let out = self.status(&format!("{ws} --json"));
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}: {out}"))
+    }
+
+    /// Service `svc`'s entry in [`Container::status_json`] (`Null` when absent).
+    pub fn service_status(&self, ws: &str, svc: &str) -> serde_json::Value {
+        self.status_json(ws)["workspaces"][0]["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["service"] == svc).cloned())
+            .unwrap_or_default()
     }
 
     /// Sends SIGTERM (a stray `kill`) to `unit`'s main process; returns its pid.

@@ -1,10 +1,12 @@
 //! pixi, ros2 and docker services end to end, through the exact command lines krill
-//! generates, run by labelled stand-ins (tests/standins): these tools cannot be
-//! installed on the test machines.
+//! generates, run by labelled stand-ins (tests/standins): pixi and ROS 2 cannot be
+//! installed on the test machines. Docker services also run in Debian's real
+//! docker.io engine, inside the test container.
 
+use std::process::Command;
 use std::time::Duration;
 
-use krill_e2e::Container;
+use krill_e2e::{now_us, repo, Container, Flavor};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -108,9 +110,12 @@ services:
             "--rm",
             "--name",
             "krill-robot-perception",
+            "--cgroup-parent=krill-robot-perception.slice",
             "--network=host",
             "--volume=/opt/robot/models:/app/models:ro",
             "--volume=/dev/shm:/dev/shm",
+            "--mount=type=bind,src=/run/krill/krill.sock,dst=/run/krill/krill.sock",
+            "--mount=type=bind,src=/run/krill/krill.sock,dst=/tmp/krill.sock",
             "--publish=8080:8080",
             "--env=ROS_DOMAIN_ID",
             "--env=KRILL_WORKSPACE",
@@ -146,4 +151,121 @@ services:
         )
     };
     assert!(stopped("perception") <= stopped("nav") && stopped("nav") <= stopped("planner"));
+}
+
+/// `type: docker` in a real engine (Debian's docker.io in the container), with an
+/// image built here from a tarball: start, a heartbeat from inside the container
+/// through the mounted socket, `docker kill` and the restart policy, and a stop that
+/// ends within `stop_timeout` even when the container ignores SIGTERM.
+#[test]
+fn docker_services_run_in_a_real_engine() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot_flavor("docker", Flavor::Docker);
+    // The image: one static program (tests/images/beater.cpp, on the C++ SDK).
+    std::fs::create_dir_all(c.path("/var/tmp/image")).unwrap();
+    let out = Command::new("g++")
+        .args(["-static", "-O2", "-std=c++17", "-I"])
+        .arg(repo().join("sdk/cpp"))
+        .arg(repo().join("tests/images/beater.cpp"))
+        .arg("-o")
+        .arg(c.path("/var/tmp/image/beater"))
+        .output()
+        .expect("run g++");
+    assert!(out.status.success(), "{}", krill_e2e::text(&out));
+    c.wait_for("the docker engine", T, || {
+        c.sh("docker info").status.success()
+    });
+    c.ok("tar -C /var/tmp/image -cf /var/tmp/beater.tar . \
+          && docker import --change 'CMD [\"/beater\"]' /var/tmp/beater.tar krill-e2e/beater:1");
+    // A dash in the workspace's name: the container's slice name is escaped.
+    let recipe = r#"
+version: "1"
+name: dock-yard
+services:
+  beater:
+    execute: {type: docker, image: "krill-e2e/beater:1", network: none}
+    health_check: {type: heartbeat, timeout: 3s}
+    policy: {restart: on-failure, stop_timeout: 10s}
+  stubborn:
+    execute: {type: docker, image: "krill-e2e/beater:1", network: none}
+    health_check: {type: heartbeat, timeout: 3s}
+    policy: {restart: on-failure, stop_timeout: 2s}
+"#;
+    c.write("/opt/dock/dock.yaml", recipe);
+    c.ok("krill up /opt/dock/dock.yaml");
+    let unit = |s: &str| format!("krill-dock-yard-{s}.service");
+    let healthy = |s: &str| c.service_status("dock-yard", s)["health"] == "healthy";
+    // Heartbeats from inside the containers reach the supervisor and are accepted:
+    // `beater` through KRILL_SOCKET, `stubborn` through upstream's /tmp/krill.sock.
+    for s in ["beater", "stubborn"] {
+        c.wait_for(&format!("{s} healthy"), T, || healthy(s));
+    }
+    // The container's processes run in the service's container slice, below the
+    // workspace's slice (and its limits), not in docker's own.
+    let cgroup =
+        c.ok("cat /proc/$(docker inspect --format '{{.State.Pid}}' krill-dock-yard-beater)/cgroup");
+    assert!(
+        cgroup.contains(
+            "0::/krill.slice/krill-dock\\x2dyard.slice/krill-dock\\x2dyard-beater.slice/docker-"
+        ),
+        "{cgroup}"
+    );
+    // The container's output is in the service's journal.
+    c.wait_for("the container's output in the journal", T, || {
+        c.journal(&format!("-u {}", unit("beater")))
+            .contains("beater beating as pid 1 of its container")
+    });
+
+    // kill: the container dies (137), the restart policy brings a new one, and its
+    // heartbeats make the service healthy again.
+    let id = |s: &str| {
+        c.ok(&format!(
+            "docker inspect --format '{{{{.Id}}}}' krill-dock-yard-{s}"
+        ))
+    };
+    let first = id("beater");
+    c.ok("docker kill krill-dock-yard-beater");
+    c.wait_for("beater restarted", T, || {
+        c.num(&unit("beater"), "NRestarts") == 1
+    });
+    c.wait_for("beater's new container healthy", T, || {
+        c.state(&unit("beater")) == "active/running"
+            && c.sh("docker inspect krill-dock-yard-beater")
+                .status
+                .success()
+            && id("beater") != first
+            && healthy("beater")
+    });
+
+    // stop: beater exits on SIGTERM; stubborn ignores it, and docker stop kills it
+    // after its 2 s stop_timeout, before systemd's own deadline (TimeoutStopSec=7s)
+    // would have killed the docker client and left the container behind.
+    let t0 = now_us();
+    c.ok("krill stop dock-yard");
+    c.wait_state(&unit("beater"), "inactive/dead", T);
+    // Killed by docker, `docker run` exits 137: a failed stop, as after systemd's
+    // own SIGKILL.
+    c.wait_for("stubborn stopped", T, || {
+        ["inactive/dead", "failed/failed"].contains(&c.state(&unit("stubborn")).as_str())
+    });
+    let took = |s: &str| c.num(&unit(s), "InactiveEnterTimestampMonotonic") - t0;
+    eprintln!(
+        "docker stop: beater {} ms, stubborn {} ms (stop_timeout 2 s)",
+        took("beater") / 1000,
+        took("stubborn") / 1000
+    );
+    assert_eq!(c.prop(&unit("beater"), "Result"), "success");
+    assert!(
+        took("stubborn") >= 2_000_000,
+        "docker stop waited the stop_timeout"
+    );
+    assert_ne!(c.prop(&unit("stubborn"), "Result"), "timeout");
+    assert_eq!(
+        c.ok("docker ps --all --quiet").trim(),
+        "",
+        "no container left behind"
+    );
+    assert!(c
+        .journal(&format!("-u {}", unit("beater")))
+        .contains("beater stopping on SIGTERM"));
 }

@@ -7,18 +7,11 @@ use krill_e2e::{text, Container};
 
 const T: Duration = Duration::from_secs(30);
 
-fn status_json(c: &Container, ws: &str) -> serde_json::Value {
-    serde_json::from_str(&c.status(&format!("{ws} --json"))).unwrap()
-}
-
 fn health(c: &Container, ws: &str, svc: &str) -> String {
-    status_json(c, ws)["workspaces"][0]["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["service"] == svc)
-        .map(|s| s["health"].as_str().unwrap_or("").to_owned())
-        .unwrap_or_default()
+    c.service_status(ws, svc)["health"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn stats(c: &Container) -> serde_json::Value {

@@ -27,21 +27,6 @@ while True:
     time.sleep(0.1)
 "#;
 
-fn status_json(c: &Container, ws: &str) -> serde_json::Value {
-    serde_json::from_str(&c.status(&format!("{ws} --json"))).unwrap()
-}
-
-fn service_status(c: &Container, ws: &str, svc: &str) -> serde_json::Value {
-    let v = status_json(c, ws);
-    v["workspaces"][0]["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["service"] == svc)
-        .cloned()
-        .unwrap()
-}
-
 /// S1/S7 for heartbeats: a `healthy` dependent starts only after the first
 /// heartbeat; degraded keeps the service alive and shows the reason; silence beyond
 /// `timeout` fails the service, its restart policy applies, and the dependent keeps
@@ -85,12 +70,12 @@ services:
         "fusion started after the healthy gate passed"
     );
     c.wait_for("sensor healthy in status", T, || {
-        service_status(&c, "hb", "sensor")["health"] == "healthy"
+        c.service_status("hb", "sensor")["health"] == "healthy"
     });
 
     c.write("/run/degrade-sensor", "lidar dirty");
     c.wait_for("degraded with reason", T, || {
-        let s = service_status(&c, "hb", "sensor");
+        let s = c.service_status("hb", "sensor");
         s["health"] == "degraded" && s["reason"] == "degraded: lidar dirty"
     });
     let table = c.status("hb");
@@ -133,7 +118,7 @@ services:
     );
     assert_eq!(c.state(f), "active/running");
     c.wait_for("healthy again", T, || {
-        service_status(&c, "hb", "sensor")["health"] == "healthy"
+        c.service_status("hb", "sensor")["health"] == "healthy"
     });
 }
 
@@ -177,7 +162,7 @@ services:
         c.prop("krill-healthy@krill-nh-db.service", "Result"),
         "timeout"
     );
-    let st = service_status(&c, "nh", "db");
+    let st = c.service_status("nh", "db");
     assert_eq!(st["health"], "starting");
     assert!(
         st["reason"].as_str().unwrap_or_default().contains("tcp port 5999"),
@@ -239,7 +224,7 @@ services:
     );
     for s in ["tcp", "http", "script"] {
         c.wait_for(&format!("{s} healthy"), T, || {
-            service_status(&c, "pr", s)["health"] == "healthy"
+            c.service_status("pr", s)["health"] == "healthy"
         });
     }
     for s in ["tcp", "http", "script"] {
@@ -252,7 +237,7 @@ services:
         let _ = std::fs::remove_file(c.path(&format!("/run/sick-{s}")));
         c.wait_state(&u, "active/running", T);
         assert_ne!(c.num(&u, "MainPID"), pid);
-        let st = service_status(&c, "pr", s);
+        let st = c.service_status("pr", s);
         assert!(
             st["last_failure"]["reason"]
                 .as_str()
@@ -261,7 +246,7 @@ services:
             "{st}"
         );
         c.wait_for(&format!("{s} healthy again"), T, || {
-            service_status(&c, "pr", s)["health"] == "healthy"
+            c.service_status("pr", s)["health"] == "healthy"
         });
     }
     let log = c.journal("-u krill-supervisor.service");
@@ -300,7 +285,7 @@ services:
     // looked (it waits for the processes to start, not to stay up).
     assert!(matches!(out.status.code(), Some(0 | 3)), "{}", text(&out));
     c.wait_for("other healthy", T, || {
-        service_status(&c, "sp", "other")["health"] == "healthy"
+        c.service_status("sp", "other")["health"] == "healthy"
     });
     let sup_pid = c.num("krill-supervisor.service", "MainPID");
     // From outside any service unit (the test's shell in the container), and from a
@@ -341,7 +326,7 @@ time.sleep(3600)
     );
     assert_eq!(c.num("krill-supervisor.service", "NRestarts"), 0);
     assert_eq!(
-        service_status(&c, "sp", "quiet")["health"],
+        c.service_status("sp", "quiet")["health"],
         "starting",
         "nobody made `quiet` healthy"
     );
@@ -362,7 +347,7 @@ time.sleep(3600)
         log.contains("refused: line longer than 4096 bytes"),
         "{log}"
     );
-    assert_eq!(service_status(&c, "sp", "other")["health"], "healthy");
+    assert_eq!(c.service_status("sp", "other")["health"], "healthy");
 }
 
 /// S9: kill -9 of the supervisor while services run causes no service restart or
@@ -416,7 +401,7 @@ services:
     // Well past the heartbeat timeout: the relayed heartbeats kept systemd's watchdog fed.
     let t0 = now_us();
     c.wait_for("3 s of heartbeats after the crashes", T, || {
-        now_us() - t0 > 3_000_000 && service_status(&c, "s9", "beat")["health"] == "healthy"
+        now_us() - t0 > 3_000_000 && c.service_status("s9", "beat")["health"] == "healthy"
     });
     let after: Vec<(u64, u64)> = units
         .iter()
@@ -428,7 +413,7 @@ services:
         log.contains("took back heartbeat connection"),
         "fd store used: {log}"
     );
-    assert_eq!(service_status(&c, "s9", "web")["health"], "healthy");
+    assert_eq!(c.service_status("s9", "web")["health"], "healthy");
 }
 
 /// Status over D-Bus for everyone; EmergencyStop only for root and group krill (as
@@ -620,7 +605,7 @@ services:
         "--now",
     );
     c.wait_state("krill-nat-app.service", "active/running", T);
-    let st = service_status(&c, "nat", "native");
+    let st = c.service_status("nat", "native");
     assert_eq!(st["health"], "healthy", "{st}");
     c.wait_for("StateChanged signals", T, || {
         let s = std::fs::read_to_string(c.path("/run/signals.json")).unwrap_or_default();
@@ -672,7 +657,7 @@ fn supervisor_stays_responsive_during_a_burst_of_changes() {
         c.status("churn --json >/dev/null");
         c.ok("systemctl stop krill-churn.target");
     }
-    let st = status_json(&c, "beats");
+    let st = c.status_json("beats");
     for s in st["workspaces"][0]["services"].as_array().unwrap() {
         // `late` is status's early warning (a heartbeat older than twice its
         // interval, e.g. while two test containers share two cores); the contract is

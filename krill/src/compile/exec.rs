@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::compile::recipe::{Execute, ExecuteKind, Policy, Recipe, Restart, Service};
 use crate::runtime::check::HealthCheck;
-use crate::runtime::paths::{KRILL_CTL, KRILL_SOCKET};
+use crate::runtime::names;
+use crate::runtime::paths::{KRILL_CTL, KRILL_SOCKET, UPSTREAM_SOCKET};
 use crate::runtime::timing::RELAY_INTERVAL;
 
 /// Everything about running one service.
@@ -46,6 +47,10 @@ pub struct ExecPlan {
     pub check: Option<HealthCheck>,
     pub critical: bool,
     pub gpu: bool,
+    /// The slice where the service's processes run outside its unit's cgroup: a
+    /// docker container's scope ([`names::container_slice`]). `None` for every other
+    /// execute type.
+    pub container_slice: Option<String>,
 }
 
 /// The execution plan of `svc` in workspace `ws`.
@@ -62,6 +67,7 @@ pub fn plan(recipe: &Recipe, svc: &Service, unit: &str) -> ExecPlan {
         stop_timeout,
         pre,
         success_exit_status,
+        container_slice,
     } = match &svc.execute {
         Execute::Pixi {
             task,
@@ -120,6 +126,7 @@ pub fn plan(recipe: &Recipe, svc: &Service, unit: &str) -> ExecPlan {
             stop_timeout: svc.policy.stop_timeout,
             pre: vec![],
             success_exit_status: None,
+            container_slice: None,
         },
     };
     start_pre.extend(pre);
@@ -141,6 +148,7 @@ pub fn plan(recipe: &Recipe, svc: &Service, unit: &str) -> ExecPlan {
         check: svc.health_check.clone(),
         critical: svc.critical,
         gpu: svc.gpu,
+        container_slice,
     }
 }
 
@@ -183,6 +191,7 @@ struct Command {
     stop_timeout: Duration,
     pre: Vec<Vec<String>>,
     success_exit_status: Option<u16>,
+    container_slice: Option<String>,
 }
 
 fn pixi_run(working_dir: &std::path::Path, env: Option<&str>, task: &str) -> Vec<String> {
@@ -215,6 +224,7 @@ fn pixi(
         stop_timeout: p.stop_timeout,
         pre: vec![],
         success_exit_status: None,
+        container_slice: None,
     }
 }
 
@@ -254,6 +264,7 @@ fn ros2(
         stop_timeout: p.stop_timeout,
         pre: vec![],
         success_exit_status: None,
+        container_slice: None,
     }
 }
 
@@ -268,8 +279,17 @@ struct DockerRun<'a> {
 
 /// `docker run --rm --name krill-W-S …` in the foreground, so that systemd supervises
 /// the client; a leftover container of the same name is removed first.
+///
+/// The engine, not systemd, starts the container's processes, so they are not in
+/// the unit's cgroup. `--cgroup-parent` puts the container's scope in
+/// [`names::container_slice`] (with the engine's systemd cgroup driver, the default
+/// on cgroup v2), under the workspace's slice and its limits, where the supervisor
+/// accepts its heartbeats as the service's. The heartbeat socket is bind-mounted at
+/// `KRILL_SOCKET` and at upstream's default path; `--mount` (unlike `--volume`) fails
+/// instead of creating a directory where the socket should be.
 fn docker(recipe: &Recipe, svc: &Service, d: &DockerRun) -> Command {
     let container = format!("krill-{}-{}", recipe.name, svc.name);
+    let slice = names::container_slice(&recipe.name, &svc.name);
     let pre = vec![vec![
         "-docker".into(),
         "rm".into(),
@@ -282,6 +302,7 @@ fn docker(recipe: &Recipe, svc: &Service, d: &DockerRun) -> Command {
         "--rm".into(),
         "--name".into(),
         container.clone(),
+        format!("--cgroup-parent={slice}"),
     ];
     if d.privileged {
         argv.push("--privileged".into());
@@ -294,6 +315,9 @@ fn docker(recipe: &Recipe, svc: &Service, d: &DockerRun) -> Command {
         argv.push(format!("--network={n}"));
     }
     argv.extend(d.volumes.iter().map(|v| format!("--volume={v}")));
+    for dst in [KRILL_SOCKET, UPSTREAM_SOCKET] {
+        argv.push(format!("--mount=type=bind,src={KRILL_SOCKET},dst={dst}"));
+    }
     argv.extend(d.ports.iter().map(|p| format!("--publish={p}")));
     argv.extend(recipe.env.iter().map(|(k, _)| format!("--env={k}")));
     for k in ["KRILL_WORKSPACE", "KRILL_SERVICE", "KRILL_SOCKET"] {
@@ -317,5 +341,6 @@ fn docker(recipe: &Recipe, svc: &Service, d: &DockerRun) -> Command {
         pre,
         // `docker run` reports a container stopped by `docker stop` as 143.
         success_exit_status: Some(143),
+        container_slice: Some(slice),
     }
 }

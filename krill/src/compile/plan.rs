@@ -187,6 +187,7 @@ impl Plan {
                 max_restarts: s.exec.max_restarts,
                 critical: s.exec.critical,
                 gpu: s.exec.gpu,
+                container_slice: s.exec.container_slice.clone(),
                 waits_on: self.recipe.services[&s.name]
                     .dependencies
                     .iter()

@@ -59,6 +59,11 @@ pub struct ManifestService {
     /// Checked for a usable GPU before every start.
     #[serde(default)]
     pub gpu: bool,
+    /// The slice a docker service's container runs in (`krill-W-S.slice`, a child of
+    /// the workspace's): its processes speak for the service too. `None` for every
+    /// other execute type.
+    #[serde(default)]
+    pub container_slice: Option<String>,
     /// Its dependencies and the gates it waits on, in recipe order.
     #[serde(default)]
     pub waits_on: Vec<WaitsOn>,
@@ -199,6 +204,7 @@ mod tests {
                 max_restarts: 0,
                 critical: true,
                 gpu: false,
+                container_slice: Some("krill-ws-a.slice".into()),
                 waits_on: vec![],
             }],
         };

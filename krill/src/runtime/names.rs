@@ -51,6 +51,18 @@ pub fn slice(ws: &str) -> String {
     format!("krill-{}.slice", ws.replace('-', "\\x2d"))
 }
 
+/// `krill-W-S.slice`, a child of [`slice`]: where a docker service's container runs
+/// (`docker run --cgroup-parent=`), since the engine, not systemd, starts it. `-` is
+/// escaped in both names, so the slice is always exactly one level below the
+/// workspace's.
+pub fn container_slice(ws: &str, s: &str) -> String {
+    format!(
+        "krill-{}-{}.slice",
+        ws.replace('-', "\\x2d"),
+        s.replace('-', "\\x2d")
+    )
+}
+
 /// `krill-W-S.service`.
 pub fn service(ws: &str, s: &str) -> String {
     format!("krill-{ws}-{s}.service")
@@ -84,6 +96,7 @@ mod tests {
         assert_eq!(target("w"), "krill-w.target");
         assert_eq!(slice("a-b"), "krill-a\\x2db.slice");
         assert_eq!(service("w", "s"), "krill-w-s.service");
+        assert_eq!(container_slice("a-b", "c-d"), "krill-a\\x2db-c\\x2dd.slice");
         assert_eq!(
             gate("w", "s", Condition::Healthy),
             "krill-healthy@krill-w-s.service"
