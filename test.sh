@@ -8,7 +8,9 @@ cd "$(dirname "$0")"
 # The e2e roots of the systemd matrix, debootstrapped (once, cached) while we build.
 matrix=(bullseye trixie)
 if command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ]; then
-    for suite in bookworm "${matrix[@]}"; do
+    # bookworm plus docker.io, for the real-engine test of `type: docker`.
+    scripts/rootfs.sh bookworm docker >/dev/null 2>&1 &
+    for suite in "${matrix[@]}"; do
         scripts/rootfs.sh "$suite" >/dev/null 2>&1 &
     done
 fi
