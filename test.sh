@@ -18,9 +18,15 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The shipped binaries and the .deb that every e2e container installs.
 scripts/build-deb.sh
+debs=(target/x86_64-unknown-linux-gnu/debian/krill_*_amd64.deb)
+# The arm64 .deb too, where Debian's aarch64 standard library is installed
+# (scripts/deps.sh); its test runs the binaries under qemu.
+if rustup toolchain list 2>/dev/null | grep -q '^debian-web'; then
+    scripts/build-deb.sh arm64
+    debs+=(target/arm64/debian/krill_*_arm64.deb)
+fi
 if command -v lintian >/dev/null; then
-    lintian --fail-on error,warning \
-        target/x86_64-unknown-linux-gnu/debian/krill_*.deb
+    lintian --fail-on error,warning "${debs[@]}"
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

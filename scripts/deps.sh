@@ -2,7 +2,7 @@
 # Installs what building and testing krill need on Debian or Ubuntu (as root): the
 # systemd tools and debootstrap for the e2e containers, lintian, the Python and C++
 # SDK toolchains, zig (PyPI `ziglang`) with cargo-zigbuild for the glibc 2.31 build,
-# and cargo-deb. Used by .ci/run and ./demo.sh; safe to run again.
+# Debian's rustc-web for the arm64 build, and cargo-deb. Used by .ci/run and ./demo.sh; safe to run again.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
@@ -12,6 +12,14 @@ apt-get update -qq
 # zsh and fish: the completion smoke tests.
 apt-get install -y -qq systemd systemd-container debootstrap util-linux python3 g++ \
     lintian python3-pip cmake pkg-config zsh fish >/dev/null
+# The arm64 .deb: rustup cannot fetch an aarch64 standard library here, Debian's
+# rustc-web (kept current in bookworm-security) ships one; qemu-user-static runs the
+# arm64 binaries in their test.
+dpkg --add-architecture arm64
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends rustc-web cargo-web \
+    libstd-rust-web-dev:arm64 qemu-user-static >/dev/null
+rustup toolchain list | grep -q '^debian-web' || rustup toolchain link debian-web /usr
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # ziglang: zig for the glibc 2.31 build; jsonschema and pyyaml: the schema test.
 python3 -c 'import ziglang, jsonschema, yaml' 2>/dev/null ||
