@@ -62,6 +62,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .at(PATH, Api { ctx: ctx.clone() })
         .await?;
     refresh_all(&ctx).await;
+    rearm_watchdogs(&ctx);
 
     let mut listeners = 0;
     for (name, fd) in fds {
@@ -118,5 +119,48 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     term.recv().await;
     notify::own("STOPPING=1", &[]);
+    hand_back_watchdogs(&ctx);
     Ok(())
+}
+
+/// Before the supervisor stops: disables the watchdog of every service whose
+/// heartbeats it relays, and records which runs those were. A robot keeps its
+/// services while an operator stops or restarts a monitoring daemon (design
+/// principle 3); they are unwatched until a supervisor re-arms them. A crash or
+/// SIGKILL cannot do this, but then systemd restarts the supervisor within 100 ms
+/// with the connections from its fd store.
+fn hand_back_watchdogs(ctx: &Ctx) {
+    let (relayed, records) = {
+        let sup = ctx.sup();
+        (sup.relayed(), sup.records.clone())
+    };
+    for (unit, main_pid, invocation) in &relayed {
+        if let Err(e) = records.record_unwatched(unit, invocation) {
+            tracing::warn!("cannot record that {unit} is unwatched: {e}");
+        }
+        if let Err(e) = notify::set_watchdog(&ctx.relay_sock, *main_pid as i32, None) {
+            tracing::warn!("cannot hand the watchdog of {unit} back: {e}");
+        }
+    }
+    tracing::info!(
+        "stopping: handed the watchdog of {} heartbeat services back to systemd (disabled until a supervisor re-arms it)",
+        relayed.len()
+    );
+}
+
+/// After start: re-arms the watchdogs a stopping supervisor handed back, with a ping
+/// now, so that each service has its whole timeout to send the next heartbeat.
+fn rearm_watchdogs(ctx: &Ctx) {
+    let unwatched = ctx.sup().take_unwatched();
+    for (unit, main_pid, wd) in &unwatched {
+        if let Err(e) = notify::set_watchdog(&ctx.relay_sock, *main_pid as i32, Some(*wd)) {
+            tracing::warn!("cannot re-arm the watchdog of {unit}: {e}");
+        }
+    }
+    if !unwatched.is_empty() {
+        tracing::info!(
+            "re-armed the watchdog of {} heartbeat services",
+            unwatched.len()
+        );
+    }
 }

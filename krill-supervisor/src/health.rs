@@ -414,6 +414,44 @@ impl Supervisor {
         BeatOutcome::Accepted { relay_pid, changed }
     }
 
+    /// Running services whose watchdog this supervisor feeds (heartbeat clients of
+    /// the socket), with their MainPID: a stopping supervisor hands their watchdogs
+    /// back to systemd. Plain sd_notify clients feed their own and are left alone.
+    pub fn relayed(&self) -> Vec<(String, u32, String)> {
+        self.units
+            .iter()
+            .filter(|(_, t)| {
+                matches!(t.watched.svc.check, Some(HealthCheck::Heartbeat { .. }))
+                    && t.running()
+                    && t.socket_client
+                    && t.state.main_pid > 0
+            })
+            .map(|(u, t)| (u.clone(), t.state.main_pid, t.state.invocation.clone()))
+            .collect()
+    }
+
+    /// Running heartbeat services whose watchdog a previous supervisor handed back
+    /// (recorded for this very run), with their MainPID and `WatchdogSec=`. They are
+    /// socket clients from now on, so that they are handed back again if this
+    /// supervisor stops before their next heartbeat.
+    pub fn take_unwatched(&mut self) -> Vec<(String, u32, Duration)> {
+        let mut out = vec![];
+        for (u, t) in &mut self.units {
+            let Some(wd) = t.watched.svc.check.as_ref().and_then(HealthCheck::watchdog) else {
+                continue;
+            };
+            if t.running()
+                && t.state.main_pid > 0
+                && self.records.is_unwatched(u, &t.state.invocation)
+            {
+                t.socket_client = true;
+                out.push((u.clone(), t.state.main_pid, wd));
+            }
+            self.records.remove(Kind::Unwatched, u);
+        }
+        out
+    }
+
     /// Heartbeat services whose pings go straight to systemd (a plain sd_notify
     /// client, not the socket) and that the supervisor should look at.
     pub fn native_candidates(&self) -> Vec<String> {

@@ -79,3 +79,26 @@ pub fn relay_watchdog(sock: &std::os::unix::net::UnixDatagram, main_pid: i32) ->
         &[],
     )
 }
+
+/// Sets the watchdog timeout of the service whose main process is `main_pid`:
+/// `Some(t)` re-arms it with a ping now and timeout `t` (the generated
+/// `WatchdogSec=`); `None` disables it (`WATCHDOG_USEC=` infinity) until the run ends
+/// or it is re-armed. systemd computes the deadline from the latest ping, so a
+/// re-arm must ping too.
+pub fn set_watchdog(
+    sock: &std::os::unix::net::UnixDatagram,
+    main_pid: i32,
+    timeout: Option<std::time::Duration>,
+) -> nix::Result<()> {
+    let state = match timeout {
+        Some(t) => format!("WATCHDOG=1\nWATCHDOG_USEC={}", t.as_micros().max(1)),
+        None => format!("WATCHDOG_USEC={}", u64::MAX),
+    };
+    send_on(
+        sock.as_raw_fd(),
+        SYSTEMD_NOTIFY,
+        &state,
+        Some(main_pid),
+        &[],
+    )
+}

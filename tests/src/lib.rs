@@ -173,6 +173,25 @@ fn check_fresh_binaries() {
     }
 }
 
+/// Upstream Krill's unmodified SDKs and examples, which compatibility tests run
+/// against (never copied into this repository): `KRILL_UPSTREAM`, else
+/// `../shared/upstream` beside the checkout, else `/work/shared/upstream`. `None`
+/// (the caller skips, saying so) when none exists.
+pub fn upstream() -> Option<PathBuf> {
+    let found = std::env::var_os("KRILL_UPSTREAM")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            repo().join("../shared/upstream"),
+            PathBuf::from("/work/shared/upstream"),
+        ])
+        .find(|p| p.join("sdk-python").is_dir());
+    if found.is_none() {
+        eprintln!("skipped: upstream Krill not found (set KRILL_UPSTREAM)");
+    }
+    found
+}
+
 /// Debian release of the container: `KRILL_E2E_SUITE`, default bookworm (systemd
 /// 252); trixie brings systemd 257.
 pub fn suite() -> String {

@@ -11,7 +11,6 @@ use crate::compile::recipe::{Execute, ExecuteKind, Policy, Recipe, Restart, Serv
 use crate::runtime::check::HealthCheck;
 use crate::runtime::names;
 use crate::runtime::paths::{KRILL_CTL, KRILL_SOCKET, UPSTREAM_SOCKET};
-use crate::runtime::timing::RELAY_INTERVAL;
 
 /// Everything about running one service.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,7 +142,7 @@ pub fn plan(recipe: &Recipe, svc: &Service, unit: &str) -> ExecPlan {
         restart_delay: svc.policy.restart_delay,
         max_restarts: svc.policy.max_restarts,
         start_limit_burst: start_limit_burst(&svc.policy),
-        watchdog: watchdog(svc.health_check.as_ref()),
+        watchdog: svc.health_check.as_ref().and_then(HealthCheck::watchdog),
         success_exit_status,
         check: svc.health_check.clone(),
         critical: svc.critical,
@@ -168,17 +167,6 @@ fn start_limit_burst(p: &Policy) -> Option<u32> {
     match (p.restart, p.max_restarts) {
         (Restart::Never, _) | (_, 0) => None,
         (_, n) => Some(n + 1),
-    }
-}
-
-/// Heartbeats reach systemd as watchdog pings (relayed by krill-supervisor, or sent
-/// by the service itself with sd_notify), so systemd enforces the timeout. The relay
-/// is throttled to [`RELAY_INTERVAL`], so the watchdog gets that much slack: it fires
-/// between `timeout` and `timeout + RELAY_INTERVAL` after the last heartbeat.
-fn watchdog(check: Option<&HealthCheck>) -> Option<Duration> {
-    match check {
-        Some(HealthCheck::Heartbeat { timeout }) => Some(*timeout + RELAY_INTERVAL),
-        _ => None,
     }
 }
 

@@ -30,6 +30,21 @@ pub enum HealthCheck {
 }
 
 impl HealthCheck {
+    /// `WatchdogSec=` of a heartbeat service: its timeout plus
+    /// [`RELAY_INTERVAL`](crate::runtime::timing::RELAY_INTERVAL). The supervisor
+    /// relays heartbeats to systemd's watchdog (as the service, so that systemd
+    /// enforces the timeout even without the supervisor), throttled to that interval,
+    /// so the watchdog fires between `timeout` and `timeout + RELAY_INTERVAL` after the
+    /// last heartbeat. `None` for the other checks.
+    pub fn watchdog(&self) -> Option<Duration> {
+        match self {
+            HealthCheck::Heartbeat { timeout } => {
+                Some(*timeout + crate::runtime::timing::RELAY_INTERVAL)
+            }
+            _ => None,
+        }
+    }
+
     /// Which check type this is.
     pub fn kind(&self) -> HealthKind {
         match self {

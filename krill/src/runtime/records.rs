@@ -38,6 +38,10 @@ pub enum Kind {
     /// `pending/<workspace>`: services an interrupted `krill install` still has to
     /// restart or stop.
     Pending,
+    /// `unwatched/<unit>`: the InvocationID of a heartbeat run whose watchdog a
+    /// stopping supervisor handed back to systemd (disabled it), so that the run
+    /// survives the supervisor's absence; the next supervisor re-arms it.
+    Unwatched,
 }
 
 impl Kind {
@@ -52,6 +56,7 @@ impl Kind {
             Kind::Reason => "reason",
             Kind::LastFailure => "last-failure",
             Kind::Pending => "pending",
+            Kind::Unwatched => "unwatched",
         }
     }
 }
@@ -113,6 +118,16 @@ impl Records {
         let mut l = r.lines();
         (l.next()? == invocation && !invocation.is_empty())
             .then(|| l.next().unwrap_or("").to_owned())
+    }
+
+    /// Records that the watchdog of run `invocation` of `unit` was handed back.
+    pub fn record_unwatched(&self, unit: &str, invocation: &str) -> std::io::Result<()> {
+        self.write(Kind::Unwatched, unit, &format!("{invocation}\n"))
+    }
+
+    /// Whether the watchdog of run `invocation` of `unit` was handed back.
+    pub fn is_unwatched(&self, unit: &str, invocation: &str) -> bool {
+        self.of_run(Kind::Unwatched, unit, invocation).is_some()
     }
 
     /// Records an emergency stop of `workspace` now.
