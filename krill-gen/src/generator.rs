@@ -190,6 +190,22 @@ pub fn run(normal_dir: &Path, log: &mut Logger) -> i32 {
         }
     }
     let mut code = 0;
+    if let Some(text) = krill::compile::render::supervisor_dropin(target) {
+        let dir = normal_dir.join("krill-supervisor.service.d");
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            write_atomic(
+                &dir,
+                krill::compile::render::SUPERVISOR_DROPIN,
+                text.as_bytes(),
+            )
+        });
+        if let Err(e) = written {
+            log.log(
+                Priority::Warning,
+                &format!("cannot write the supervisor's fd-store drop-in: {e}"),
+            );
+        }
+    }
     for (path, why) in &outcome.rejected {
         log.log(
             Priority::Err,

@@ -17,6 +17,12 @@ pub struct Ctx {
     pub manager: ManagerProxy<'static>,
     pub last_relay: Mutex<BTreeMap<String, Instant>>,
     pub next_fd_name: std::sync::atomic::AtomicU64,
+    /// Prefix of this image's fd-store names (`hb-PID-START`): a re-exec keeps the
+    /// PID and the connections, so the names also carry this image's start time.
+    pub fd_name_prefix: String,
+    /// Every fd a re-exec hands on, by name: the listening socket(s) and the open
+    /// heartbeat connections.
+    pub live_fds: Mutex<BTreeMap<String, std::os::fd::RawFd>>,
     /// Wakes the timer loop when deadlines may have moved.
     pub wake: tokio::sync::Notify,
     /// Units whose state systemd reported changed, not yet re-read.

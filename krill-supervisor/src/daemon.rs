@@ -13,13 +13,18 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::{UnixListener, UnixStream};
 
+use std::os::fd::{AsRawFd, RawFd};
+
+use krill::runtime::paths::KRILL_SUPERVISOR;
 use krill::runtime::records::Records;
 
 use crate::api::{Api, NAME, PATH};
 use crate::conns::Conns;
+use crate::ctx::lock;
 use crate::ctx::Ctx;
 use crate::health::Supervisor;
 use crate::notify;
+use crate::reexec;
 use crate::socket::{accept_loop, admit, listen_fds, serve};
 use crate::systemd::ManagerProxy;
 use crate::timers::{native_ping_loop, own_watchdog, timer_loop};
@@ -50,6 +55,12 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         manager,
         last_relay: Mutex::new(BTreeMap::new()),
         next_fd_name: std::sync::atomic::AtomicU64::new(0),
+        fd_name_prefix: format!(
+            "hb-{}-{}",
+            std::process::id(),
+            krill::runtime::clock::realtime_us()
+        ),
+        live_fds: Mutex::new(BTreeMap::new()),
         wake: tokio::sync::Notify::new(),
         dirty: Mutex::new(Default::default()),
         wake_refresh: tokio::sync::Notify::new(),
@@ -70,6 +81,12 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or(false);
         if is_listener {
             let l = std::os::unix::net::UnixListener::from(fd);
+            let key = if name.is_empty() || name.starts_with("hb-") {
+                format!("listener-{listeners}")
+            } else {
+                name.clone()
+            };
+            lock(&ctx.live_fds).insert(key, l.as_raw_fd());
             l.set_nonblocking(true)?;
             spawn_task(
                 "accept_loop",
@@ -100,6 +117,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let _ = std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new("/")));
         let _ = std::fs::remove_file(&path);
         let l = UnixListener::bind(&path)?;
+        lock(&ctx.live_fds).insert("listener-0".into(), l.as_raw_fd());
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
         spawn_task("accept_loop", accept_loop(ctx.clone(), l));
@@ -116,11 +134,37 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!("krill-supervisor ready: watching {n} services");
     notify::own("READY=1", &[]);
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    term.recv().await;
-    notify::own("STOPPING=1", &[]);
-    hand_back_watchdogs(&ctx);
-    Ok(())
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::select! {
+        _ = term.recv() => {
+            notify::own("STOPPING=1", &[]);
+            hand_back_watchdogs(&ctx);
+            Ok(())
+        }
+        _ = hup.recv() => {
+            // systemd waits for the new image's READY=1 to finish the reload.
+            notify::own(
+                &format!(
+                    "RELOADING=1\nMONOTONIC_USEC={}",
+                    krill::runtime::clock::monotonic_us()
+                ),
+                &[],
+            );
+            hand_back_watchdogs(&ctx);
+            let fds: Vec<(String, RawFd)> = lock(&ctx.live_fds)
+                .iter()
+                .map(|(n, fd)| (n.clone(), *fd))
+                .collect();
+            tracing::info!(
+                "reloading: re-executing {KRILL_SUPERVISOR} with {} fds",
+                fds.len()
+            );
+            let e = reexec::reexec(&fds);
+            Err(format!("cannot re-exec {KRILL_SUPERVISOR}: {e}").into())
+        }
+    }
 }
 
 /// Before the supervisor stops: disables the watchdog of every service whose

@@ -16,6 +16,7 @@ pub mod health;
 pub mod notify;
 pub mod probes;
 pub mod protocol;
+pub mod reexec;
 pub mod socket;
 pub mod systemd;
 pub mod timers;

@@ -56,6 +56,9 @@ pub fn listen_fds() -> Vec<(String, OwnedFd)> {
 
 /// Serves one authenticated heartbeat connection of `unit` until it closes.
 pub async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, peer: Peer, fd_name: Option<String>) {
+    if let Some(name) = &fd_name {
+        lock(&ctx.live_fds).insert(name.clone(), stream.as_raw_fd());
+    }
     let unit = Some(peer.unit.clone());
     let pid = peer.pid;
     let mut buf: Vec<u8> = Vec::with_capacity(512);
@@ -89,6 +92,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, peer: Peer, fd_name: O
         }
     }
     if let Some(name) = fd_name {
+        lock(&ctx.live_fds).remove(&name);
         notify::own(&format!("FDSTOREREMOVE=1\nFDNAME={name}"), &[]);
     }
     ctx.conns().close(&peer);
@@ -253,7 +257,7 @@ pub async fn accept_loop(ctx: Arc<Ctx>, listener: tokio::net::UnixListener) {
         let n = ctx
             .next_fd_name
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("hb-{}-{n}", std::process::id());
+        let name = format!("{}-{n}", ctx.fd_name_prefix);
         notify::own(&format!("FDSTORE=1\nFDNAME={name}"), &[stream.as_raw_fd()]);
         tokio::spawn(serve(ctx.clone(), stream, peer, Some(name)));
     }

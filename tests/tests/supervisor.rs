@@ -672,3 +672,152 @@ fn supervisor_stays_responsive_during_a_burst_of_changes() {
         .journal("-u krill-supervisor.service")
         .contains("heartbeat timed out"));
 }
+
+const HAND_RECIPE: &str = r#"
+version: "1"
+name: hand
+services:
+  beat:
+    execute: {type: shell, command: python3 /opt/hb/hb.py}
+    health_check: {type: heartbeat, timeout: 2s}
+    policy: {restart: on-failure}
+"#;
+
+/// Issue 10: a supervisor stopped on purpose touches no service. It hands the
+/// watchdog of each relayed heartbeat service back to systemd, so a service silent
+/// well past its timeout is not killed while no supervisor watches; the next
+/// supervisor re-arms the watchdog, and silence fails the service again.
+#[test]
+fn a_stopped_supervisor_hands_the_watchdog_back() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-handback");
+    c.write("/opt/hb/hb.py", HB_PY);
+    c.install_ok("hand", HAND_RECIPE, "--now");
+    let unit = "krill-hand-beat.service";
+    c.wait_for("beat healthy", T, || {
+        c.service_status("hand", "beat")["health"] == "healthy"
+    });
+    let pid = c.num(unit, "MainPID");
+    // The socket too, so that no connection starts it again; then silence.
+    c.ok("systemctl stop krill-supervisor.socket krill-supervisor.service");
+    c.ok("touch /run/stop-beat");
+    // 2.5 heartbeat timeouts with no heartbeat and no supervisor.
+    c.observe_for(Duration::from_secs(5));
+    assert_eq!(c.state(unit), "active/running");
+    assert_eq!(c.num(unit, "MainPID"), pid, "not killed by its watchdog");
+    assert_eq!(c.num(unit, "NRestarts"), 0);
+    // Back: the watchdog is re-armed, and the silent service fails by it.
+    c.ok("systemctl start krill-supervisor.socket krill-supervisor.service");
+    c.wait_for("the re-armed watchdog fired", T, || {
+        c.num(unit, "NRestarts") == 1
+    });
+    assert!(c
+        .journal("-u krill-supervisor.service")
+        .contains("re-armed the watchdog of 1 heartbeat services"));
+    assert!(c
+        .journal(&format!("-u {unit}"))
+        .contains("Watchdog timeout"));
+    c.ok("rm /run/stop-beat");
+    c.wait_for("beat healthy again", T, || {
+        c.service_status("hand", "beat")["health"] == "healthy"
+    });
+}
+
+/// Issue 10: ten reloads (re-exec in place) and ten restarts of the supervisor restart
+/// no heartbeat service: ours (the Python SDK reconnects) and one on upstream's
+/// unmodified Python SDK, which never reconnects, so only a surviving connection
+/// keeps it. A reload keeps connections on every systemd; a restart on systemd ≥ 254
+/// (FileDescriptorStorePreserve=, from krill-gen), below which the upstream client
+/// loses its connection (documented) and is not checked after the restarts.
+#[test]
+fn supervisor_reloads_and_restarts_restart_no_service() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let Some(upstream) = krill_e2e::upstream() else {
+        return;
+    };
+    let c = Container::boot("sup-reexec");
+    c.write("/opt/hb/hb.py", HB_PY);
+    std::fs::create_dir_all(c.path("/opt/upstream")).unwrap();
+    std::fs::copy(
+        upstream.join("sdk-python/krill.py"),
+        c.path("/opt/upstream/krill.py"),
+    )
+    .unwrap();
+    // Upstream's SDK as upstream users call it: its default socket, no error handling.
+    c.write(
+        "/opt/upstream/beat.py",
+        "import os, sys, time\nsys.path.insert(0, '/opt/upstream')\nfrom krill import KrillClient\n\
+         c = KrillClient(os.environ['KRILL_SERVICE'])\nwhile True:\n    c.heartbeat()\n    time.sleep(0.1)\n",
+    );
+    c.install_ok(
+        "rx",
+        r#"
+version: "1"
+name: rx
+services:
+  ours:
+    execute: {type: shell, command: python3 /opt/hb/hb.py}
+    health_check: {type: heartbeat, timeout: 2s}
+    policy: {restart: on-failure}
+  theirs:
+    execute: {type: shell, command: python3 /opt/upstream/beat.py}
+    health_check: {type: heartbeat, timeout: 2s}
+    policy: {restart: on-failure}
+"#,
+        "--now",
+    );
+    let healthy = |s: &str| c.service_status("rx", s)["health"] == "healthy";
+    for s in ["ours", "theirs"] {
+        c.wait_for(&format!("{s} healthy"), T, || healthy(s));
+    }
+    let runs = |s: &str| {
+        let u = format!("krill-rx-{s}.service");
+        (c.num(&u, "MainPID"), c.num(&u, "NRestarts"))
+    };
+    let before = (runs("ours"), runs("theirs"));
+    let sup_pid = c.num("krill-supervisor.service", "MainPID");
+    for _ in 0..10 {
+        c.ok("systemctl reload krill-supervisor.service");
+        c.wait_for("supervisor ready after reload", T, || {
+            c.prop("krill-supervisor.service", "ActiveState") == "active"
+        });
+    }
+    assert_eq!(
+        c.num("krill-supervisor.service", "MainPID"),
+        sup_pid,
+        "re-exec in place"
+    );
+    // Well past the heartbeat timeout, both still heartbeat through the supervisor.
+    let t0 = now_us();
+    c.wait_for("3 s after the reloads, both healthy", T, || {
+        now_us() - t0 > 3_000_000 && healthy("ours") && healthy("theirs")
+    });
+    assert_eq!(
+        (runs("ours"), runs("theirs")),
+        before,
+        "no restart by reloads"
+    );
+    assert!(c
+        .journal("-u krill-supervisor.service")
+        .contains("reloading: re-executing /usr/bin/krill-supervisor"));
+
+    for _ in 0..10 {
+        c.ok("systemctl restart krill-supervisor.service");
+        c.wait_for("supervisor back after restart", T, || {
+            c.prop("krill-supervisor.service", "ActiveState") == "active"
+        });
+    }
+    let preserved = c.systemd_version() >= 254;
+    let t0 = now_us();
+    c.wait_for("3 s after the restarts, ours healthy", T, || {
+        now_us() - t0 > 3_000_000 && healthy("ours") && (!preserved || healthy("theirs"))
+    });
+    assert_eq!(runs("ours"), before.0, "the reconnecting SDK: no restart");
+    if preserved {
+        assert_eq!(
+            c.prop("krill-supervisor.service", "FileDescriptorStorePreserve"),
+            "yes"
+        );
+        assert_eq!(runs("theirs"), before.1, "its connection survived");
+    }
+}

@@ -44,6 +44,13 @@ impl Target {
         self.systemd >= 252
     }
 
+    /// systemd 254 and later keep a service's fd store across an explicit stop or
+    /// restart with `FileDescriptorStorePreserve=yes`; older ones flush it, and only
+    /// a crash keeps it.
+    pub fn fd_store_preserve(self) -> bool {
+        self.systemd >= 254
+    }
+
     /// The systemd installed on this machine, which is the one that loads what the
     /// generator writes. `KRILL_SYSTEMD_VERSION` overrides it (to render for another
     /// robot). Found from the name of `libsystemd-shared-<version>.so`, which every

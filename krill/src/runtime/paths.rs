@@ -7,6 +7,10 @@ use std::path::PathBuf;
 /// handling.
 pub const KRILL_CTL: &str = "/usr/bin/krill-ctl";
 
+/// Where `krill-supervisor` is installed; a reload re-execs it from here (not
+/// `/proc/self/exe`, which after an upgrade is the old, deleted binary).
+pub const KRILL_SUPERVISOR: &str = "/usr/bin/krill-supervisor";
+
 /// The heartbeat socket (owned by `krill-supervisor.socket`), exported to every
 /// service as `KRILL_SOCKET`.
 pub const KRILL_SOCKET: &str = "/run/krill/krill.sock";
