@@ -128,3 +128,84 @@ fn pip_install_leaves_the_tree_clean() {
     let _ = std::fs::remove_dir_all(&venv);
     assert_eq!(untracked(), before, "pip install left files in sdk/python");
 }
+
+/// A labelled stand-in for upstream's `krill-common` crate, which upstream's Rust SDK
+/// tests parse the received lines with: the protocol's message types as the wire
+/// defines them (written here, not copied).
+const KRILL_COMMON_STANDIN: &str = r#"//! Stand-in for upstream's krill-common: the heartbeat message as sent on the wire.
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceStatus {
+    Healthy,
+    Degraded,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientMessage {
+    Heartbeat {
+        service: String,
+        status: ServiceStatus,
+        metadata: HashMap<String, String>,
+    },
+}
+"#;
+
+/// Upstream's own Rust SDK tests, unmodified, compile and pass against ours, used
+/// under upstream's crate name (`krill-sdk-rust = { package = "krill-sdk" }`).
+#[test]
+fn upstream_rust_sdk_tests_pass_against_ours() {
+    let Some(upstream) = krill_e2e::upstream() else {
+        return;
+    };
+    let dir = tempfile_dir().join("upstream-rs");
+    let common = dir.join("krill-common");
+    std::fs::create_dir_all(common.join("src")).unwrap();
+    std::fs::create_dir_all(dir.join("tests")).unwrap();
+    std::fs::write(
+        common.join("Cargo.toml"),
+        "[package]\nname = \"krill-common\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+         [dependencies]\nserde = { version = \"1\", features = [\"derive\"] }\n",
+    )
+    .unwrap();
+    std::fs::write(common.join("src/lib.rs"), KRILL_COMMON_STANDIN).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"upstream-sdk-tests\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+             [workspace]\n\
+             [dev-dependencies]\n\
+             krill-sdk-rust = {{ package = \"krill-sdk\", path = \"{}\" }}\n\
+             krill-common = {{ path = \"krill-common\" }}\n\
+             serde_json = \"1\"\ntempfile = \"3\"\n\
+             tokio = {{ version = \"1\", features = [\"rt\", \"macros\", \"net\", \"io-util\", \"time\"] }}\n",
+            repo().join("sdk/rust").display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+    std::fs::copy(
+        upstream.join("sdk-rust/tests/integration.rs"),
+        dir.join("tests/integration.rs"),
+    )
+    .unwrap();
+    // Our lock file pins the same versions, so this builds offline from the cache.
+    std::fs::copy(repo().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let out = Command::new(env!("CARGO"))
+        .args(["test", "--offline", "--quiet"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", repo().join("target/upstream-compat"))
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("test result: ok. 6 passed"), "{text}");
+}
