@@ -33,7 +33,7 @@ fn upstream_python_sdk_tests_pass_against_ours() {
     let Some(upstream) = krill_e2e::upstream() else {
         return;
     };
-    let dir = tempfile_dir().join("upstream-py");
+    let dir = tempfile_dir("upstream-py");
     std::fs::create_dir_all(dir.join("tests")).unwrap();
     std::fs::create_dir_all(dir.join("krill")).unwrap();
     std::fs::copy(
@@ -58,7 +58,7 @@ fn upstream_python_sdk_tests_pass_against_ours() {
 
 #[test]
 fn cpp_sdk_wire_format() {
-    let dir = tempfile_dir();
+    let dir = tempfile_dir("cpp-wire");
     let exe = dir.join("test_wire");
     let st = Command::new("g++")
         .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-o"])
@@ -80,8 +80,142 @@ fn cpp_sdk_wire_format() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("krill-sdk-test-{}", std::process::id()));
+/// The C++ client's guarantees (sdk/cpp/test_client.cpp): reconnect, bounded calls,
+/// no torn lines across threads, the systemd watchdog fallback, and no SIGPIPE.
+#[test]
+fn cpp_sdk_guarantees() {
+    let dir = tempfile_dir("cpp-client");
+    let exe = dir.join("test_client");
+    let st = Command::new("g++")
+        .args([
+            "-std=c++17",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pthread",
+            "-o",
+        ])
+        .arg(&exe)
+        .arg(repo().join("sdk/cpp/test_client.cpp"))
+        .status()
+        .expect("g++ is installed");
+    assert!(st.success());
+    let out = Command::new(&exe)
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in ["ok reconnect", "ok bounded", "ok threads", "ok fallback"] {
+        assert!(text.contains(check), "{text}");
+    }
+}
+
+/// Upstream's C++ example compiles unchanged against our header: it is copied away
+/// from upstream's own krill.hpp, so `#include "krill.hpp"` finds ours.
+#[test]
+fn upstream_cpp_example_compiles_against_ours() {
+    let Some(upstream) = krill_e2e::upstream() else {
+        return;
+    };
+    let dir = tempfile_dir("upstream-cpp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        upstream.join("sdk-cpp/example.cpp"),
+        dir.join("example.cpp"),
+    )
+    .unwrap();
+    let out = Command::new("g++")
+        .args(["-std=c++17", "-Wall", "-Werror", "-pthread", "-I"])
+        .arg(repo().join("sdk/cpp"))
+        .arg(dir.join("example.cpp"))
+        .arg("-o")
+        .arg(dir.join("example"))
+        .output()
+        .expect("g++ is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The C++ example project builds with CMake's `find_package(krill)` and with
+/// `pkg-config krill`, against the SDK files of the .deb (extracted, relocated).
+#[test]
+fn cpp_example_builds_with_cmake_and_pkg_config_from_the_deb() {
+    let dir = tempfile_dir("cmake-example");
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let st = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(krill_e2e::deb())
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let build = dir.join("build");
+    let configure = Command::new("cmake")
+        .arg("-S")
+        .arg(repo().join("examples/sdk/cpp"))
+        .arg("-B")
+        .arg(&build)
+        .arg(format!(
+            "-DCMAKE_PREFIX_PATH={}",
+            root.join("usr").display()
+        ))
+        .output()
+        .expect("cmake (scripts/deps.sh)");
+    assert!(configure.status.success(), "{configure:?}");
+    let b = Command::new("cmake")
+        .arg("--build")
+        .arg(&build)
+        .output()
+        .unwrap();
+    assert!(b.status.success(), "{b:?}");
+    // Outside krill, with no socket and no watchdog: it reports and goes on.
+    let run = Command::new(build.join("heartbeat_node"))
+        .arg("2")
+        .env("KRILL_SERVICE", "example")
+        .env("KRILL_SOCKET", dir.join("absent.sock"))
+        .env("NOTIFY_SOCKET", dir.join("notify-absent"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("sent 2 heartbeats"),
+        "{run:?}"
+    );
+    // pkg-config, relocated to the extracted prefix.
+    let flags = Command::new("pkg-config")
+        .args(["--define-prefix", "--cflags", "krill"])
+        .env("PKG_CONFIG_PATH", root.join("usr/share/pkgconfig"))
+        .output()
+        .expect("pkg-config (scripts/deps.sh)");
+    let flags = String::from_utf8_lossy(&flags.stdout).trim().to_owned();
+    assert!(
+        flags.contains(&format!("-I{}", root.join("usr/include").display())),
+        "{flags}"
+    );
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "g++ {flags} -pthread -o {} {}",
+            dir.join("pc-node").display(),
+            repo().join("examples/sdk/cpp/main.cpp").display()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// A scratch directory of one test (tests run in parallel: one each).
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("krill-sdk-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -160,7 +294,7 @@ fn upstream_rust_sdk_tests_pass_against_ours() {
     let Some(upstream) = krill_e2e::upstream() else {
         return;
     };
-    let dir = tempfile_dir().join("upstream-rs");
+    let dir = tempfile_dir("upstream-rs");
     let common = dir.join("krill-common");
     std::fs::create_dir_all(common.join("src")).unwrap();
     std::fs::create_dir_all(dir.join("tests")).unwrap();
