@@ -821,3 +821,55 @@ services:
         assert_eq!(runs("theirs"), before.1, "its connection survived");
     }
 }
+
+/// Issue 10: outside krill, the SDKs feed systemd's own watchdog. A hand-written
+/// plain unit with `WatchdogSec=2s` and no krill socket stays up on the Python SDK
+/// and on the C++ SDK (a static build of tests/images/beater.cpp) for three times
+/// its watchdog; when the Python one goes silent, systemd kills it (the watchdog is
+/// real).
+#[test]
+fn sdk_heartbeats_feed_a_plain_units_watchdog() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-plain-wd");
+    c.write("/opt/hb/hb.py", HB_PY);
+    let out = std::process::Command::new("g++")
+        .args(["-static", "-O2", "-std=c++17", "-I"])
+        .arg(krill_e2e::repo().join("sdk/cpp"))
+        .arg(krill_e2e::repo().join("tests/images/beater.cpp"))
+        .arg("-o")
+        .arg(c.path("/usr/local/bin/beater"))
+        .output()
+        .expect("g++");
+    assert!(out.status.success(), "{}", text(&out));
+    for (name, cmd) in [
+        ("plain-py", "/usr/bin/python3 /opt/hb/hb.py"),
+        ("plain-cpp", "/usr/local/bin/beater"),
+    ] {
+        c.write(
+            &format!("/etc/systemd/system/{name}.service"),
+            &format!(
+                "[Service]\nExecStart={cmd}\nWatchdogSec=2s\nRestart=on-failure\n\
+                 Environment=KRILL_SERVICE={name} KRILL_SOCKET=/run/no-krill.sock\n"
+            ),
+        );
+    }
+    c.ok("systemctl daemon-reload && systemctl start plain-py plain-cpp");
+    let units = ["plain-py.service", "plain-cpp.service"];
+    for u in units {
+        c.wait_state(u, "active/running", T);
+    }
+    let pids: Vec<u64> = units.iter().map(|u| c.num(u, "MainPID")).collect();
+    c.observe_for(Duration::from_secs(6));
+    for (u, pid) in units.iter().zip(&pids) {
+        assert_eq!(c.state(u), "active/running", "{u}");
+        assert_eq!(c.num(u, "MainPID"), *pid, "{u} not killed by its watchdog");
+        assert!(c.num(u, "WatchdogTimestampMonotonic") > 0, "{u} pinged");
+    }
+    c.ok("touch /run/stop-plain-py");
+    c.wait_for("the silent one killed by its watchdog", T, || {
+        c.num(units[0], "NRestarts") >= 1
+    });
+    assert!(c
+        .journal("-u plain-py.service")
+        .contains("Watchdog timeout"));
+}
