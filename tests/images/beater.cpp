@@ -1,6 +1,6 @@
-// The one program of the e2e tests' docker image (see `docker_services_run_in_a_real_engine`
-// in tests/tests/execute_types.rs): built static, imported from a tarball, it sends
-// heartbeats through krill's C++ SDK from inside a container.
+// A heartbeat service on krill's C++ SDK, built static so that it runs in every test
+// container and as the one program of the e2e tests' docker image (see
+// `docker_services_run_in_a_real_engine` in tests/tests/execute_types.rs).
 #include "krill.hpp"
 
 #include <csignal>
@@ -22,8 +22,16 @@ int main() {
     krill::Client client(name, stubborn ? "/tmp/krill.sock" : "");
     std::printf("%s beating as pid %d of its container\n", name.c_str(), getpid());
     std::fflush(stdout);
+    const std::string stop = "/run/stop-" + name;
     while (!stopping) {
-        client.heartbeat();
+        // Silenced while /run/stop-NAME exists (the e2e tests' switch).
+        if (access(stop.c_str(), F_OK) != 0) {
+            try {
+                client.heartbeat();
+            } catch (const krill::KrillError &e) {
+                std::fprintf(stderr, "%s\n", e.what());
+            }
+        }
         usleep(200 * 1000);
     }
     std::printf("%s stopping on SIGTERM\n", name.c_str());

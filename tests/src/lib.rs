@@ -598,6 +598,20 @@ impl Container {
         );
     }
 
+    /// Installs the SDK heartbeat services at `/usr/local/bin`: `beater` (C++ SDK,
+    /// tests/images/beater.cpp, built static with the host's g++) and
+    /// `krill-sdk-beat` (the Rust SDK's async client, built for glibc 2.31 with the
+    /// shipped binaries). Both heartbeat as `$KRILL_SERVICE` and are silenced by
+    /// `/run/stop-$KRILL_SERVICE`.
+    pub fn install_sdk_beaters(&self) {
+        build_cpp_beater(&self.path("/usr/local/bin/beater"));
+        std::fs::copy(
+            bindir().join("krill-sdk-beat"),
+            self.path("/usr/local/bin/krill-sdk-beat"),
+        )
+        .expect("krill-sdk-beat is built with the shipped binaries (scripts/build-deb.sh)");
+    }
+
     /// `krill status WS --json`, parsed.
     pub fn status_json(&self, ws: &str) -> serde_json::Value {
         let out = self.status(&format!("{ws} --json"));
@@ -625,6 +639,23 @@ impl Container {
         self.write(path, recipe);
         self.sh(&format!("krill install {path} {flags}"))
     }
+}
+
+/// Builds tests/images/beater.cpp (a heartbeat service on the C++ SDK) static, to
+/// `dest`: it runs in every test container and as a docker image's only file.
+pub fn build_cpp_beater(dest: &Path) {
+    if let Some(d) = dest.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let out = Command::new("g++")
+        .args(["-static", "-O2", "-std=c++17", "-I"])
+        .arg(repo().join("sdk/cpp"))
+        .arg(repo().join("tests/images/beater.cpp"))
+        .arg("-o")
+        .arg(dest)
+        .output()
+        .expect("run g++");
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// stdout and stderr of a command, for failure messages.

@@ -3,10 +3,9 @@
 //! installed on the test machines. Docker services also run in Debian's real
 //! docker.io engine, inside the test container.
 
-use std::process::Command;
 use std::time::Duration;
 
-use krill_e2e::{now_us, repo, Container, Flavor};
+use krill_e2e::{now_us, Container, Flavor};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -162,16 +161,7 @@ fn docker_services_run_in_a_real_engine() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot_flavor("docker", Flavor::Docker);
     // The image: one static program (tests/images/beater.cpp, on the C++ SDK).
-    std::fs::create_dir_all(c.path("/var/tmp/image")).unwrap();
-    let out = Command::new("g++")
-        .args(["-static", "-O2", "-std=c++17", "-I"])
-        .arg(repo().join("sdk/cpp"))
-        .arg(repo().join("tests/images/beater.cpp"))
-        .arg("-o")
-        .arg(c.path("/var/tmp/image/beater"))
-        .output()
-        .expect("run g++");
-    assert!(out.status.success(), "{}", krill_e2e::text(&out));
+    krill_e2e::build_cpp_beater(&c.path("/var/tmp/image/beater"));
     c.wait_for("the docker engine", T, || {
         c.sh("docker info").status.success()
     });

@@ -723,12 +723,14 @@ fn a_stopped_supervisor_hands_the_watchdog_back() {
     });
 }
 
-/// Issue 10: ten reloads (re-exec in place) and ten restarts of the supervisor restart
-/// no heartbeat service: ours (the Python SDK reconnects) and one on upstream's
-/// unmodified Python SDK, which never reconnects, so only a surviving connection
-/// keeps it. A reload keeps connections on every systemd; a restart on systemd ≥ 254
+/// Issue 10: one heartbeat service per SDK (Python, Rust async, C++) and one on
+/// upstream's unmodified Python SDK, which never reconnects, so only a surviving
+/// connection keeps it. Ten reloads (re-exec in place) and ten restarts of the
+/// supervisor restart none of them; then silence makes systemd restart each. A
+/// reload keeps connections on every systemd; a restart on systemd >= 254
 /// (FileDescriptorStorePreserve=, from krill-gen), below which the upstream client
 /// loses its connection (documented) and is not checked after the restarts.
+/// Measures how long the watchdog goes unfed across a reload and a restart.
 #[test]
 fn supervisor_reloads_and_restarts_restart_no_service() {
     let Some(_g) = krill_e2e::guard() else { return };
@@ -737,6 +739,7 @@ fn supervisor_reloads_and_restarts_restart_no_service() {
     };
     let c = Container::boot("sup-reexec");
     c.write("/opt/hb/hb.py", HB_PY);
+    c.install_sdk_beaters();
     std::fs::create_dir_all(c.path("/opt/upstream")).unwrap();
     std::fs::copy(
         upstream.join("sdk-python/krill.py"),
@@ -755,8 +758,16 @@ fn supervisor_reloads_and_restarts_restart_no_service() {
 version: "1"
 name: rx
 services:
-  ours:
+  py:
     execute: {type: shell, command: python3 /opt/hb/hb.py}
+    health_check: {type: heartbeat, timeout: 2s}
+    policy: {restart: on-failure}
+  rust:
+    execute: {type: shell, command: /usr/local/bin/krill-sdk-beat}
+    health_check: {type: heartbeat, timeout: 2s}
+    policy: {restart: on-failure}
+  cpp:
+    execute: {type: shell, command: /usr/local/bin/beater}
     health_check: {type: heartbeat, timeout: 2s}
     policy: {restart: on-failure}
   theirs:
@@ -766,15 +777,37 @@ services:
 "#,
         "--now",
     );
+    let ours = ["py", "rust", "cpp"];
+    let unit = |s: &str| format!("krill-rx-{s}.service");
     let healthy = |s: &str| c.service_status("rx", s)["health"] == "healthy";
-    for s in ["ours", "theirs"] {
+    for s in ours.iter().chain(&["theirs"]) {
         c.wait_for(&format!("{s} healthy"), T, || healthy(s));
     }
-    let runs = |s: &str| {
-        let u = format!("krill-rx-{s}.service");
-        (c.num(&u, "MainPID"), c.num(&u, "NRestarts"))
+    let runs = |s: &str| (c.num(&unit(s), "MainPID"), c.num(&unit(s), "NRestarts"));
+    let before: Vec<_> = ours.iter().chain(&["theirs"]).map(|s| runs(s)).collect();
+    let after = || -> Vec<_> { ours.iter().chain(&["theirs"]).map(|s| runs(s)).collect() };
+
+    // How long the watchdog of `s` goes unfed across one `systemctl ACTION`.
+    let unfed_ms = |s: &str, action: &str| {
+        let last = c.num(&unit(s), "WatchdogTimestampMonotonic");
+        c.ok(&format!("systemctl {action} krill-supervisor.service"));
+        let back = now_us();
+        let mut first = 0;
+        c.wait_for("a watchdog ping after the supervisor is back", T, || {
+            first = c.num(&unit(s), "WatchdogTimestampMonotonic");
+            first > back
+        });
+        (first - last) / 1000
     };
-    let before = (runs("ours"), runs("theirs"));
+    println!(
+        "MEASURE watchdog_unfed_across_reload_ms={}",
+        unfed_ms("theirs", "reload")
+    );
+    println!(
+        "MEASURE watchdog_unfed_across_restart_ms={}",
+        unfed_ms("py", "restart")
+    );
+
     let sup_pid = c.num("krill-supervisor.service", "MainPID");
     for _ in 0..10 {
         c.ok("systemctl reload krill-supervisor.service");
@@ -787,16 +820,12 @@ services:
         sup_pid,
         "re-exec in place"
     );
-    // Well past the heartbeat timeout, both still heartbeat through the supervisor.
+    // Well past the heartbeat timeout, all still heartbeat through the supervisor.
     let t0 = now_us();
-    c.wait_for("3 s after the reloads, both healthy", T, || {
-        now_us() - t0 > 3_000_000 && healthy("ours") && healthy("theirs")
+    c.wait_for("3 s after the reloads, all healthy", T, || {
+        now_us() - t0 > 3_000_000 && ours.iter().chain(&["theirs"]).all(|s| healthy(s))
     });
-    assert_eq!(
-        (runs("ours"), runs("theirs")),
-        before,
-        "no restart by reloads"
-    );
+    assert_eq!(after(), before, "no restart by reloads");
     assert!(c
         .journal("-u krill-supervisor.service")
         .contains("reloading: re-executing /usr/bin/krill-supervisor"));
@@ -810,15 +839,27 @@ services:
     let preserved = c.systemd_version() >= 254;
     let t0 = now_us();
     c.wait_for("3 s after the restarts, ours healthy", T, || {
-        now_us() - t0 > 3_000_000 && healthy("ours") && (!preserved || healthy("theirs"))
+        now_us() - t0 > 3_000_000
+            && ours.iter().all(|s| healthy(s))
+            && (!preserved || healthy("theirs"))
     });
-    assert_eq!(runs("ours"), before.0, "the reconnecting SDK: no restart");
+    assert_eq!(after()[..3], before[..3], "the SDKs: no restart");
     if preserved {
         assert_eq!(
             c.prop("krill-supervisor.service", "FileDescriptorStorePreserve"),
             "yes"
         );
-        assert_eq!(runs("theirs"), before.1, "its connection survived");
+        assert_eq!(after()[3], before[3], "upstream's connection survived");
+    }
+
+    // Silence: systemd restarts each, whatever the language.
+    for s in ours {
+        c.ok(&format!("touch /run/stop-{s}"));
+    }
+    for s in ours {
+        c.wait_for(&format!("{s} restarted by its watchdog"), T, || {
+            c.num(&unit(s), "NRestarts") >= 1
+        });
     }
 }
 
@@ -832,15 +873,7 @@ fn sdk_heartbeats_feed_a_plain_units_watchdog() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("sup-plain-wd");
     c.write("/opt/hb/hb.py", HB_PY);
-    let out = std::process::Command::new("g++")
-        .args(["-static", "-O2", "-std=c++17", "-I"])
-        .arg(krill_e2e::repo().join("sdk/cpp"))
-        .arg(krill_e2e::repo().join("tests/images/beater.cpp"))
-        .arg("-o")
-        .arg(c.path("/usr/local/bin/beater"))
-        .output()
-        .expect("g++");
-    assert!(out.status.success(), "{}", text(&out));
+    krill_e2e::build_cpp_beater(&c.path("/usr/local/bin/beater"));
     for (name, cmd) in [
         ("plain-py", "/usr/bin/python3 /opt/hb/hb.py"),
         ("plain-cpp", "/usr/local/bin/beater"),
