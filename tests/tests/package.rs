@@ -100,7 +100,7 @@ fn deb_install_up_upgrade_remove_purge() {
             && text(&c.sh("krill logs sensor --no-pager")).contains("krill-demo-sensor.service")
     });
 
-    // Upgrade: every service keeps its process; only the supervisor restarts.
+    // Upgrade: every service keeps its process; only the supervisor reloads.
     let svcs = ["sensor", "processor", "dashboard"];
     let before = pids(&c, &svcs);
     let sup_before = c.prop("krill-supervisor.service", "MainPID");
@@ -113,7 +113,17 @@ fn deb_install_up_upgrade_remove_purge() {
         assert_eq!(c.prop(&format!("krill-demo-{s}.service"), "NRestarts"), "0");
     }
     c.wait_state("krill-supervisor.service", "active/running", T);
-    assert_ne!(c.prop("krill-supervisor.service", "MainPID"), sup_before);
+    // The upgrade reloads the supervisor: it re-execs the new binary in place (same
+    // PID, not the deleted old file) and keeps its heartbeat connections.
+    let sup = c.prop("krill-supervisor.service", "MainPID");
+    assert_eq!(sup, sup_before);
+    assert_eq!(
+        c.ok(&format!("readlink /proc/{sup}/exe")).trim(),
+        "/usr/bin/krill-supervisor"
+    );
+    assert!(c
+        .journal("-u krill-supervisor.service")
+        .contains("reloading: re-executing /usr/bin/krill-supervisor"));
     assert_eq!(
         c.status("demo").lines().next().unwrap(),
         "workspace demo (krill-demo.target): running"
