@@ -103,6 +103,15 @@ def _sd_notify(status, metadata):
         return False
 
 
+def _fall_back(path, status, metadata, error):
+    """No way through krill: ping systemd's watchdog, else raise SendError."""
+    if not _sd_notify(status, metadata):
+        raise SendError(
+            f"Failed to send heartbeat to krill at {path} ({error}); "
+            "a later call reconnects"
+        )
+
+
 class _Backoff:
     """When the next connection attempt may be made."""
 
@@ -196,12 +205,7 @@ class KrillClient:
                     self._drop()
                     self._backoff.failed()
                     error = f"cannot send: {e}"
-            if _sd_notify(status, metadata):
-                return
-            raise SendError(
-                f"Failed to send heartbeat to krill at {self.socket_path} ({error}); "
-                "a later call reconnects"
-            )
+            _fall_back(self.socket_path, status, metadata, error)
 
     def heartbeat(self):
         """Reports the service healthy."""
@@ -298,12 +302,7 @@ class AsyncKrillClient:
                 self._writer = None
                 self._backoff.failed()
                 error = f"cannot send: {e!r}"
-        if _sd_notify(status, metadata):
-            return
-        raise SendError(
-            f"Failed to send heartbeat to krill at {self.socket_path} ({error}); "
-            "a later call reconnects"
-        )
+        _fall_back(self.socket_path, status, metadata, error)
 
     async def heartbeat(self):
         await self._send("healthy", {})

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::link::{self, Backoff};
+use crate::link::{self, Link};
 use crate::{encode, KrillError, Report, SEND_TIMEOUT};
 
 /// A heartbeat client that blocks (at most [`SEND_TIMEOUT`] per call). `Send + Sync`:
@@ -19,14 +19,7 @@ use crate::{encode, KrillError, Report, SEND_TIMEOUT};
 pub struct KrillClient {
     service: String,
     path: PathBuf,
-    link: Mutex<Link>,
-}
-
-#[derive(Debug)]
-struct Link {
-    stream: Option<UnixStream>,
-    backoff: Backoff,
-    closed: bool,
+    link: Mutex<Link<UnixStream>>,
 }
 
 impl KrillClient {
@@ -48,18 +41,7 @@ impl KrillClient {
         socket_path: impl Into<PathBuf>,
     ) -> Result<KrillClient, KrillError> {
         let path = socket_path.into();
-        let mut link = Link {
-            stream: None,
-            backoff: Backoff::new(),
-            closed: false,
-        };
-        match connect_now(&path) {
-            Ok(s) => link.stream = Some(s),
-            Err(e) if std::env::var_os("NOTIFY_SOCKET").is_none() => {
-                return Err(link::cannot_connect(&path, &e))
-            }
-            Err(_) => link.backoff.failed(),
-        }
+        let link = Link::start(&path, connect_now(&path))?;
         Ok(KrillClient {
             service: service_name.to_owned(),
             path,
@@ -67,7 +49,7 @@ impl KrillClient {
         })
     }
 
-    fn link(&self) -> MutexGuard<'_, Link> {
+    fn link(&self) -> MutexGuard<'_, Link<UnixStream>> {
         self.link.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -75,38 +57,16 @@ impl KrillClient {
         let bytes = encode(&self.service, report.status, &report.metadata);
         let deadline = Instant::now() + SEND_TIMEOUT;
         let mut link = self.link();
-        if link.closed {
-            return Err(link::disconnected(&self.path, "the client is closed"));
+        if link.begin(&self.path)? {
+            link.connected(connect_now(&self.path));
         }
-        let mut why = String::from("not connected");
-        if link.stream.is_none() && link.backoff.ready() {
-            match connect_now(&self.path) {
-                Ok(s) => {
-                    link.stream = Some(s);
-                    link.backoff.succeeded();
-                }
-                Err(e) => {
-                    link.backoff.failed();
-                    why = format!("cannot connect: {e}");
-                }
-            }
-        }
-        if let Some(s) = &link.stream {
+        if let Some(s) = link.stream() {
             match write_within(s, &bytes, deadline) {
                 Ok(()) => return Ok(()),
-                Err(e) => {
-                    // A torn line must not begin the next connection: drop it whole.
-                    link.stream = None;
-                    link.backoff.failed();
-                    why = format!("cannot send: {e}");
-                }
+                Err(e) => link.write_failed(e),
             }
         }
-        drop(link);
-        if link::notify_watchdog(&report) {
-            return Ok(());
-        }
-        Err(link::disconnected(&self.path, &why))
+        link.fall_back(&self.path, &report)
     }
 
     /// Reports the service healthy.
@@ -134,9 +94,7 @@ impl KrillClient {
 
     /// Closes the connection; later calls fail.
     pub fn close(&self) {
-        let mut link = self.link();
-        link.closed = true;
-        link.stream = None;
+        self.link().close();
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::net::UnixStream;
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
-use crate::link::{self, Backoff};
+use crate::link::{self, Link};
 use crate::{encode, KrillError, Report, SEND_TIMEOUT};
 
 /// A heartbeat client for tokio: every call completes within [`SEND_TIMEOUT`].
@@ -18,14 +18,7 @@ use crate::{encode, KrillError, Report, SEND_TIMEOUT};
 pub struct KrillClient {
     service: String,
     path: PathBuf,
-    link: Mutex<Link>,
-}
-
-#[derive(Debug)]
-struct Link {
-    stream: Option<UnixStream>,
-    backoff: Backoff,
-    closed: bool,
+    link: Mutex<Link<UnixStream>>,
 }
 
 impl KrillClient {
@@ -43,18 +36,8 @@ impl KrillClient {
     /// it cannot connect, unless systemd's watchdog (`NOTIFY_SOCKET`) is there to
     /// fall back to.
     pub async fn connect(service_name: &str, socket_path: PathBuf) -> Result<Self, KrillError> {
-        let mut link = Link {
-            stream: None,
-            backoff: Backoff::new(),
-            closed: false,
-        };
-        match connect_by(&socket_path, Instant::now() + SEND_TIMEOUT).await {
-            Ok(s) => link.stream = Some(s),
-            Err(e) if std::env::var_os("NOTIFY_SOCKET").is_none() => {
-                return Err(link::cannot_connect(&socket_path, &e))
-            }
-            Err(_) => link.backoff.failed(),
-        }
+        let first = connect_by(&socket_path, Instant::now() + SEND_TIMEOUT).await;
+        let link = Link::start(&socket_path, first)?;
         Ok(Self {
             service: service_name.to_owned(),
             path: socket_path,
@@ -66,44 +49,22 @@ impl KrillClient {
         let bytes = encode(&self.service, report.status, &report.metadata);
         let deadline = Instant::now() + SEND_TIMEOUT;
         let Ok(mut link) = timeout_at(deadline, self.link.lock()).await else {
-            return self.fall_back(&report, "another call holds the connection");
-        };
-        if link.closed {
-            return Err(link::disconnected(&self.path, "the client is closed"));
-        }
-        let mut why = String::from("not connected");
-        if link.stream.is_none() && link.backoff.ready() {
-            match connect_by(&self.path, deadline).await {
-                Ok(s) => {
-                    link.stream = Some(s);
-                    link.backoff.succeeded();
-                }
-                Err(e) => {
-                    link.backoff.failed();
-                    why = format!("cannot connect: {e}");
-                }
+            // Another call holds the connection past the bound.
+            if link::notify_watchdog(&report) {
+                return Ok(());
             }
+            return Err(link::disconnected(&self.path, "another call is sending"));
+        };
+        if link.begin(&self.path)? {
+            link.connected(connect_by(&self.path, deadline).await);
         }
-        if let Some(s) = &link.stream {
+        if let Some(s) = link.stream() {
             match write_by(s, &bytes, deadline).await {
                 Ok(()) => return Ok(()),
-                Err(e) => {
-                    // A torn line must not begin the next connection: drop it whole.
-                    link.stream = None;
-                    link.backoff.failed();
-                    why = format!("cannot send: {e}");
-                }
+                Err(e) => link.write_failed(e),
             }
         }
-        drop(link);
-        self.fall_back(&report, &why)
-    }
-
-    fn fall_back(&self, report: &Report, why: &str) -> Result<(), KrillError> {
-        if link::notify_watchdog(report) {
-            return Ok(());
-        }
-        Err(link::disconnected(&self.path, why))
+        link.fall_back(&self.path, &report)
     }
 
     /// Reports the service healthy.
@@ -131,9 +92,7 @@ impl KrillClient {
 
     /// Closes the connection; later calls fail.
     pub async fn close(&self) {
-        let mut link = self.link.lock().await;
-        link.closed = true;
-        link.stream = None;
+        self.link.lock().await.close();
     }
 }
 

@@ -87,6 +87,87 @@ pub fn notify_watchdog(report: &Report) -> bool {
     }
 }
 
+/// A client's connection state, shared by the blocking and async clients: they
+/// differ only in how they connect and write.
+#[derive(Debug)]
+pub struct Link<S> {
+    stream: Option<S>,
+    backoff: Backoff,
+    closed: bool,
+    /// Why the latest call found no connection.
+    why: String,
+}
+
+impl<S> Link<S> {
+    /// After a constructor's connection attempt: `Err(e)` is an error when there
+    /// is no systemd watchdog to fall back to, else the first failed attempt.
+    pub fn start(path: &Path, first: io::Result<S>) -> Result<Link<S>, KrillError> {
+        let mut link = Link {
+            stream: None,
+            backoff: Backoff::new(),
+            closed: false,
+            why: String::new(),
+        };
+        match first {
+            Ok(s) => link.stream = Some(s),
+            Err(e) if std::env::var_os("NOTIFY_SOCKET").is_none() => {
+                return Err(cannot_connect(path, &e))
+            }
+            Err(_) => link.backoff.failed(),
+        }
+        Ok(link)
+    }
+
+    /// A call begins: fails if closed; true if it should try to connect first.
+    pub fn begin(&mut self, path: &Path) -> Result<bool, KrillError> {
+        if self.closed {
+            return Err(disconnected(path, "the client is closed"));
+        }
+        self.why = "not connected".into();
+        Ok(self.stream.is_none() && self.backoff.ready())
+    }
+
+    /// The outcome of that attempt.
+    pub fn connected(&mut self, r: io::Result<S>) {
+        match r {
+            Ok(s) => {
+                self.stream = Some(s);
+                self.backoff.succeeded();
+            }
+            Err(e) => {
+                self.backoff.failed();
+                self.why = format!("cannot connect: {e}");
+            }
+        }
+    }
+
+    /// The connection to write on, if any.
+    pub fn stream(&self) -> Option<&S> {
+        self.stream.as_ref()
+    }
+
+    /// Writing failed: the connection is dropped whole, so that a torn line never
+    /// begins the next one.
+    pub fn write_failed(&mut self, e: io::Error) {
+        self.stream = None;
+        self.backoff.failed();
+        self.why = format!("cannot send: {e}");
+    }
+
+    /// No way through krill: systemd's watchdog, else the error.
+    pub fn fall_back(&self, path: &Path, report: &Report) -> Result<(), KrillError> {
+        if notify_watchdog(report) {
+            return Ok(());
+        }
+        Err(disconnected(path, &self.why))
+    }
+
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.stream = None;
+    }
+}
+
 /// The error of a call that could neither reach krill nor fall back.
 pub fn disconnected(path: &Path, why: &str) -> KrillError {
     KrillError::Io(io::Error::new(
