@@ -2,9 +2,9 @@
 //! upgrade): the supervisor execs its binary, new or not, with the same PID, and
 //! hands it the listening socket and every heartbeat connection in the
 //! sd_listen_fds convention that its start already reads (as after a restart from
-//! the fd store). systemd sees one main process throughout, so no connection is
-//! dropped on any systemd version, where `systemctl restart` keeps them only on
-//! systemd ≥ 254 (`FileDescriptorStorePreserve=`).
+//! the fd store). systemd sees one main process throughout: no restart of the
+//! unit, no gap in its state, and it does not depend on the fd store (which a stop
+//! empties below systemd 254).
 //!
 //! What is lost: bytes of a heartbeat line already read but not yet complete (at most
 //! one line per connection, refused as malformed by the new image, which resyncs at

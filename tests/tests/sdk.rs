@@ -343,3 +343,45 @@ fn upstream_rust_sdk_tests_pass_against_ours() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("test result: ok. 6 passed"), "{text}");
 }
+
+/// The Rust SDK packages for crates.io as it is: complete metadata (cargo refuses a
+/// crate without description or license), its README, examples and tests.
+#[test]
+fn rust_sdk_packages_for_publishing() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "package",
+            "-p",
+            "krill-sdk",
+            "--list",
+            "--allow-dirty",
+            "--offline",
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let files = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{files}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "README.md",
+        "examples/heartbeat.rs",
+        "examples/blocking.rs",
+        "src/client.rs",
+    ] {
+        assert!(files.lines().any(|l| l == f), "{f} missing: {files}");
+    }
+    let manifest = std::fs::read_to_string(repo().join("sdk/rust/Cargo.toml")).unwrap();
+    for key in [
+        "description",
+        "readme",
+        "keywords",
+        "categories",
+        "repository",
+    ] {
+        assert!(manifest.contains(&format!("\n{key} = ")), "{key}");
+    }
+}
