@@ -27,7 +27,7 @@ use crate::notify;
 use crate::reexec;
 use crate::socket::{accept_loop, admit, listen_fds, serve};
 use crate::systemd::ManagerProxy;
-use crate::timers::{native_ping_loop, own_watchdog, timer_loop};
+use crate::timers::{cpu_sampler, native_ping_loop, own_watchdog, timer_loop};
 use crate::unit_watch::{refresh_all, refresher, reloader, watch_reloads, watch_units};
 
 /// Spawns one of the supervisor's long-running tasks. None of them is meant to end:
@@ -130,6 +130,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     spawn_task("timer_loop", timer_loop(ctx.clone()));
     spawn_task("native_ping_loop", native_ping_loop(ctx.clone()));
     spawn_task("own_watchdog", own_watchdog());
+    spawn_task("cpu_sampler", cpu_sampler(ctx.clone()));
     let n = ctx.sup().units.len();
     tracing::info!("krill-supervisor ready: watching {n} services");
     notify::own("READY=1", &[]);

@@ -133,6 +133,10 @@ pub struct Tracked {
     /// The latest systemd watchdog timestamp seen for a plain sd_notify client.
     pub native_ping_us: u64,
     pub next_probe: Instant,
+    /// The latest CPU sample of this run: when, and the cgroups' CPU time (µs).
+    pub cpu_sample: Option<(Instant, u64)>,
+    /// CPU use between the last two samples, % of one core.
+    pub cpu_percent: Option<f64>,
 }
 
 /// Counters of the heartbeat socket.
@@ -203,6 +207,8 @@ impl Tracked {
             socket_client: false,
             native_ping_us: 0,
             next_probe: now,
+            cpu_sample: None,
+            cpu_percent: None,
         }
     }
 
@@ -328,11 +334,38 @@ impl Supervisor {
         changed
     }
 
-    /// What the supervisor knows of the health of each checked, running service.
+    /// Samples the CPU time of every running service (its unit's cgroup, and a docker
+    /// service's container slice): `cpu_percent` covers the interval since the
+    /// previous sample of the same run.
+    pub fn sample_cpu(&mut self, now: Instant) {
+        use krill::runtime::bus::cgroup_cpu_usec;
+        for t in self.units.values_mut() {
+            if !t.running() {
+                t.cpu_sample = None;
+                t.cpu_percent = None;
+                continue;
+            }
+            let usage: Option<u64> = std::iter::once(&t.watched.cgroup)
+                .chain(&t.watched.container_cgroup)
+                .filter_map(|cg| cgroup_cpu_usec(cg))
+                .reduce(|a, b| a + b);
+            let Some(usage) = usage else { continue };
+            if let Some((at, prev)) = t.cpu_sample {
+                let dt = now.duration_since(at).as_micros() as f64;
+                if dt > 0.0 && usage >= prev {
+                    t.cpu_percent = Some((usage - prev) as f64 * 100.0 / dt);
+                }
+            }
+            t.cpu_sample = Some((now, usage));
+        }
+    }
+
+    /// What the supervisor knows of each running service and systemd does not: its
+    /// health (checked services) and its recent CPU use.
     pub fn health_facts(&self) -> BTreeMap<String, HealthFacts> {
         self.units
             .iter()
-            .filter(|(_, t)| t.watched.svc.check.is_some() && t.running())
+            .filter(|(_, t)| t.running())
             .map(|(u, t)| {
                 (
                     u.clone(),
@@ -344,6 +377,7 @@ impl Supervisor {
                         .to_owned(),
                         reason: t.reason.clone(),
                         beat_interval_ms: t.beat_interval.map(|i| i.as_millis() as u64),
+                        cpu_percent: t.cpu_percent,
                     },
                 )
             })

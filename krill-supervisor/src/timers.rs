@@ -112,3 +112,16 @@ pub async fn own_watchdog() {
         notify::own("WATCHDOG=1", &[]);
     }
 }
+
+/// Samples every running service's CPU time each [`CPU_SAMPLE_INTERVAL`] (cgroup
+/// files, no D-Bus), for the `cpu_percent` of status.
+///
+/// [`CPU_SAMPLE_INTERVAL`]: krill::runtime::status::CPU_SAMPLE_INTERVAL
+pub async fn cpu_sampler(ctx: Arc<Ctx>) {
+    let mut tick = tokio::time::interval(krill::runtime::status::CPU_SAMPLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        ctx.sup().sample_cpu(Instant::now());
+    }
+}

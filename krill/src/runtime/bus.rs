@@ -317,6 +317,63 @@ pub struct UnitFacts {
     pub job: bool,
     /// The unit's cgroup; empty while it has no processes.
     pub control_group: String,
+    /// CPU time of the unit's cgroup since its run started, ns (`CPUUsageNSec`).
+    pub cpu_ns: Option<u64>,
+    /// Memory of the unit's cgroup now, bytes (`MemoryCurrent`).
+    pub memory: Option<u64>,
+    /// Highest memory of the unit's cgroup, bytes: `MemoryPeak` (systemd ≥ 256),
+    /// else the cgroup's own `memory.peak` (cgroup v2, Linux ≥ 5.19).
+    pub memory_peak: Option<u64>,
+    /// Tasks in the unit's cgroup (`TasksCurrent`).
+    pub tasks: Option<u64>,
+}
+
+/// systemd reports a figure it does not have as `u64::MAX`.
+fn figure(v: Option<u64>) -> Option<u64> {
+    v.filter(|v| *v != u64::MAX)
+}
+
+/// The root of the unified cgroup hierarchy: `/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on a hybrid host.
+pub fn cgroup_root() -> &'static std::path::Path {
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let unified = std::path::PathBuf::from("/sys/fs/cgroup/unified");
+        if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() || !unified.exists() {
+            "/sys/fs/cgroup".into()
+        } else {
+            unified
+        }
+    })
+}
+
+/// CPU time of cgroup `cg` and its children, µs (`usage_usec` of `cpu.stat`, which
+/// cgroup v2 keeps even without the cpu controller).
+pub fn cgroup_cpu_usec(cg: &str) -> Option<u64> {
+    if cg.is_empty() {
+        return None;
+    }
+    let text = std::fs::read_to_string(
+        cgroup_root()
+            .join(cg.trim_start_matches('/'))
+            .join("cpu.stat"),
+    )
+    .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A number in file `name` of cgroup `cg` (a path like `/krill.slice/…`).
+pub fn cgroup_number(cg: &str, name: &str) -> Option<u64> {
+    if cg.is_empty() {
+        return None;
+    }
+    std::fs::read_to_string(cgroup_root().join(cg.trim_start_matches('/')).join(name))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -374,6 +431,12 @@ pub async fn unit_facts(
         watchdog_us: get(&svc, "WatchdogTimestampMonotonic").unwrap_or(0),
         job: job.is_some_and(|(id, _)| id != 0),
         control_group: get(&svc, "ControlGroup").unwrap_or_default(),
+        cpu_ns: figure(get(&svc, "CPUUsageNSec")),
+        memory: figure(get(&svc, "MemoryCurrent")),
+        memory_peak: figure(get(&svc, "MemoryPeak")).or_else(|| {
+            get::<String>(&svc, "ControlGroup").and_then(|cg| cgroup_number(&cg, "memory.peak"))
+        }),
+        tasks: figure(get(&svc, "TasksCurrent")),
     })
 }
 

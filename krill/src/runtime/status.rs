@@ -43,7 +43,15 @@ pub struct HealthFacts {
     pub reason: String,
     /// Smoothed gap between heartbeats, in ms, once two arrived.
     pub beat_interval_ms: Option<u64>,
+    /// CPU use over the supervisor's latest sampling interval
+    /// ([`CPU_SAMPLE_INTERVAL`]), % of one core.
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
 }
+
+/// How often the supervisor samples each running service's CPU time (1 s): the
+/// interval of `cpu_percent`.
+pub const CPU_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Everything [`assemble`] reads about one workspace.
 #[derive(Debug, Clone, Default)]
@@ -114,10 +122,29 @@ pub struct ServiceStatus {
     pub result: Option<String>,
     /// Seconds since the last heartbeat; `null` for other checks or when not running.
     pub heartbeat_age_s: Option<f64>,
+    /// What the run uses (systemd's cgroup accounting); `null` when not running.
+    #[serde(default)]
+    pub resources: Option<Resources>,
     /// The latest failure, whatever run it belongs to.
     pub last_failure: Option<Failure>,
     /// Whether this service is as intended (running and healthy, or finished cleanly).
     pub ok: bool,
+}
+
+/// The resources a running service uses. A figure systemd does not have is `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU time of the current run, s.
+    pub cpu_s: Option<f64>,
+    /// CPU use over the last [`CPU_SAMPLE_INTERVAL`], % of one core (100 = one core
+    /// busy); `null` without the supervisor, which samples it.
+    pub cpu_percent: Option<f64>,
+    /// Memory now, bytes.
+    pub memory_bytes: Option<u64>,
+    /// Highest memory of the cgroup, bytes.
+    pub memory_peak_bytes: Option<u64>,
+    /// Tasks (processes and threads).
+    pub tasks: Option<u64>,
 }
 
 /// The status of a workspace.
@@ -271,6 +298,13 @@ fn service(s: &ManifestService, u: &UnitFacts, facts: &Facts, records: &Records)
             !r.is_empty() && (r != "success" || u.exec_main_code != 0 || u.started_us > 0)
         }),
         heartbeat_age_s: beat_age_us.map(|a| (a / 1000) as f64 / 1000.0),
+        resources: run.then(|| Resources {
+            cpu_s: u.cpu_ns.map(|ns| (ns / 1_000_000) as f64 / 1000.0),
+            cpu_percent: hf.and_then(|h| h.cpu_percent),
+            memory_bytes: u.memory,
+            memory_peak_bytes: u.memory_peak,
+            tasks: u.tasks,
+        }),
         last_failure,
         ok,
     }
@@ -638,6 +672,28 @@ fn human_duration(s: Option<u64>) -> String {
     }
 }
 
+/// CPU over the last interval (`12%`), else the run's CPU time (`3.2s`), else `-`.
+fn cpu_cell(r: Option<&Resources>) -> String {
+    match r {
+        Some(Resources {
+            cpu_percent: Some(p),
+            ..
+        }) => format!("{p:.0}%"),
+        Some(Resources { cpu_s: Some(s), .. }) => format!("{s:.1}s"),
+        _ => "-".into(),
+    }
+}
+
+/// `512K`, `48M`, `1.2G` (powers of 1024); `-` when unknown.
+pub fn human_bytes(b: Option<u64>) -> String {
+    match b {
+        None => "-".into(),
+        Some(b) if b < 1 << 20 => format!("{}K", b.div_ceil(1 << 10)),
+        Some(b) if b < 1 << 30 => format!("{}M", b >> 20),
+        Some(b) => format!("{:.1}G", b as f64 / (1u64 << 30) as f64),
+    }
+}
+
 /// A table a human reads at a glance.
 pub fn render_table(ws: &WorkspaceStatus) -> String {
     let mut out = format!(
@@ -650,7 +706,7 @@ pub fn render_table(ws: &WorkspaceStatus) -> String {
             .map(|d| format!(" ({})", printable(d)))
             .unwrap_or_default()
     );
-    let rows: Vec<[String; 7]> = ws
+    let rows: Vec<[String; 9]> = ws
         .services
         .iter()
         .map(|s| {
@@ -666,12 +722,14 @@ pub fn render_table(ws: &WorkspaceStatus) -> String {
                 s.pid.map_or("-".into(), |p| p.to_string()),
                 s.restarts.to_string(),
                 human_duration(s.uptime_s),
+                cpu_cell(s.resources.as_ref()),
+                human_bytes(s.resources.as_ref().and_then(|r| r.memory_bytes)),
                 s.reason.as_deref().map(printable).unwrap_or_default(),
             ]
         })
         .collect();
     let head = [
-        "SERVICE", "STATE", "HEALTH", "PID", "RESTARTS", "UPTIME", "REASON",
+        "SERVICE", "STATE", "HEALTH", "PID", "RESTARTS", "UPTIME", "CPU", "MEM", "REASON",
     ];
     let mut w = head.map(str::len);
     for r in &rows {
@@ -827,6 +885,8 @@ mod tests {
             main_pid: 7,
             started_us: 1_000_000,
             watchdog_us: 2_000_000,
+            cpu_ns: Some(1_500_000_000),
+            memory: Some(48 << 20),
             ..Default::default()
         };
         let mut facts = Facts {
@@ -840,6 +900,7 @@ mod tests {
                 health: "healthy".into(),
                 reason: String::new(),
                 beat_interval_ms: Some(200),
+                cpu_percent: Some(12.5),
             },
         );
         let m = Manifest {
@@ -854,6 +915,16 @@ mod tests {
         assert_eq!(
             ws.services[0].last_failure.as_ref().unwrap().reason,
             "exited with code 1"
+        );
+        // The supervisor's CPU sample; systemd's figures.
+        let r0 = ws.services[0].resources.as_ref().unwrap();
+        assert_eq!(r0.cpu_percent, Some(12.5));
+        assert_eq!(r0.memory_bytes, Some(48 << 20));
+        assert_eq!(r0.cpu_s, Some(1.5));
+        assert!(
+            render_table(&ws).contains("  12%  48M"),
+            "{}",
+            render_table(&ws)
         );
         // 0.6 s silent with 0.2 s beats: late long before the 10 s timeout.
         facts.now_us = 2_600_000;
