@@ -322,7 +322,8 @@ pub struct UnitFacts {
     /// Memory of the unit's cgroup now, bytes (`MemoryCurrent`).
     pub memory: Option<u64>,
     /// Highest memory of the unit's cgroup, bytes: `MemoryPeak` (systemd ≥ 256),
-    /// else the cgroup's own `memory.peak` (cgroup v2, Linux ≥ 5.19).
+    /// else the cgroup's own `memory.peak` (cgroup v2, Linux ≥ 5.19), else
+    /// `memory.max_usage_in_bytes` (cgroup v1).
     pub memory_peak: Option<u64>,
     /// Tasks in the unit's cgroup (`TasksCurrent`).
     pub tasks: Option<u64>,
@@ -434,7 +435,17 @@ pub async fn unit_facts(
         cpu_ns: figure(get(&svc, "CPUUsageNSec")),
         memory: figure(get(&svc, "MemoryCurrent")),
         memory_peak: figure(get(&svc, "MemoryPeak")).or_else(|| {
-            get::<String>(&svc, "ControlGroup").and_then(|cg| cgroup_number(&cg, "memory.peak"))
+            let cg: String = get(&svc, "ControlGroup")?;
+            cgroup_number(&cg, "memory.peak").or_else(|| {
+                // cgroup v1 (a hybrid host): the memory controller's own hierarchy.
+                std::fs::read_to_string(format!(
+                    "/sys/fs/cgroup/memory{cg}/memory.max_usage_in_bytes"
+                ))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+            })
         }),
         tasks: figure(get(&svc, "TasksCurrent")),
     })
