@@ -22,8 +22,9 @@ apt-get install -y -qq --no-install-recommends rustc-web cargo-web \
 rustup toolchain list | grep -q '^debian-web' || rustup toolchain link debian-web /usr
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # ziglang: zig for the glibc 2.31 build; jsonschema and pyyaml: the schema test;
-# pytest: the Python SDK's tests (and upstream's, run against it).
-python3 -c 'import ziglang, jsonschema, yaml, pytest' 2>/dev/null ||
-    pip install --quiet --break-system-packages ziglang jsonschema pyyaml pytest
+# pytest: the Python SDK's tests (and upstream's, run against it);
+# prometheus_client: its parser reads the metrics endpoint in the e2e test.
+python3 -c 'import ziglang, jsonschema, yaml, pytest, prometheus_client' 2>/dev/null ||
+    pip install --quiet --break-system-packages ziglang jsonschema pyyaml pytest prometheus_client
 command -v cargo-zigbuild >/dev/null || cargo install --quiet --locked cargo-zigbuild
 command -v cargo-deb >/dev/null || cargo install --quiet --locked cargo-deb

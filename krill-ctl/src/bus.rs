@@ -22,6 +22,9 @@ pub enum Error {
     Runtime(#[from] std::io::Error),
     #[error("krill-supervisor did not answer within {0:?}")]
     Timeout(Duration),
+    /// An answer that is not what the API promises.
+    #[error("unexpected answer from krill-supervisor: {0}")]
+    Protocol(String),
     /// A job systemd ran for krill did not succeed (`systemctl` would fail too).
     #[error("systemd could not {verb} {unit}: job {result}; see `journalctl -u {unit}`")]
     Job {
@@ -132,6 +135,15 @@ impl Systemd {
 pub async fn supervisor_status(conn: &zbus::Connection, ws: &str) -> Result<String, Error> {
     let p = SupervisorProxy::new(conn).await?;
     bounded(p.get_status(ws)).await
+}
+
+/// krill-supervisor's counters (its `Stats` property), if it answers in time.
+pub async fn supervisor_stats(
+    conn: &zbus::Connection,
+) -> Result<krill::runtime::stats::Stats, Error> {
+    let p = SupervisorProxy::new(conn).await?;
+    let json = bounded(p.stats()).await?;
+    serde_json::from_str(&json).map_err(|e| Error::Protocol(format!("Stats: {e}")))
 }
 
 /// krill-supervisor's `EmergencyStop(ws, reason)`, if it answers in time: the door to

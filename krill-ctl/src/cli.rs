@@ -129,6 +129,14 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print Prometheus metrics (OpenMetrics text) of every workspace and of the
+    /// supervisor: what `status` shows, and the heartbeat counters.
+    Metrics {
+        /// Answer one HTTP request on stdin/stdout instead (krill-metrics@.service,
+        /// behind the opt-in krill-metrics.socket on 127.0.0.1:9464).
+        #[arg(long)]
+        http: bool,
+    },
     /// Emergency stop: stop every process of a workspace (all workspaces without NAME).
     Estop {
         /// The workspace; every loaded workspace without it.

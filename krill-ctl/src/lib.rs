@@ -16,5 +16,6 @@ pub mod gpu;
 pub mod inspect;
 pub mod install;
 pub mod logs;
+pub mod metrics;
 pub mod status;
 pub mod wait;

@@ -257,6 +257,15 @@ fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Cmd::Status { name, json } => show_status(name.as_deref(), json),
+        Cmd::Metrics { http: false } => {
+            print!("{}", krill_ctl::metrics::scrape()?);
+            Ok(0)
+        }
+        Cmd::Metrics { http: true } => {
+            // The client is gone or too slow: nothing more to do for this request.
+            let _ = krill_ctl::metrics::serve_http(&mut std::io::stdin(), &mut std::io::stdout());
+            Ok(0)
+        }
         Cmd::Estop { name, reason } => {
             let r = estop::run(name.as_deref(), &reason)?;
             for s in &r.stopped {

@@ -139,21 +139,7 @@ pub struct Tracked {
     pub cpu_percent: Option<f64>,
 }
 
-/// Counters of the heartbeat socket.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Stats {
-    pub accepted: u64,
-    pub malformed: u64,
-    pub oversized: u64,
-    pub unknown_type: u64,
-    pub refused_sender: u64,
-    /// Connections closed at accept: the peer is not in a krill service's cgroup.
-    pub refused_connections: u64,
-    /// Connections closed at accept: a per-unit, per-UID or total cap was reached.
-    pub capped_connections: u64,
-    /// Connections open now.
-    pub open_connections: u64,
-}
+pub use krill::runtime::stats::Stats;
 
 /// What a heartbeat led to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -167,8 +167,9 @@ fn relay(ctx: &Arc<Ctx>, unit: &str, main_pid: u32) {
         }
         last.insert(unit.to_owned(), now);
     }
-    if let Err(e) = notify::relay_watchdog(&ctx.relay_sock, main_pid as i32) {
-        tracing::warn!("relaying WATCHDOG=1 for {unit} (MainPID {main_pid}): {e}");
+    match notify::relay_watchdog(&ctx.relay_sock, main_pid as i32) {
+        Ok(()) => ctx.sup().stats.relayed += 1,
+        Err(e) => tracing::warn!("relaying WATCHDOG=1 for {unit} (MainPID {main_pid}): {e}"),
     }
 }
 

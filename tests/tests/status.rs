@@ -315,3 +315,118 @@ services:
     c.ok("systemctl stop krill-res-burn.service");
     assert!(res("burn").is_null());
 }
+
+/// Parses OpenMetrics text with the reference parser (PyPI `prometheus_client`):
+/// `[[name, {labels}, value], ...]` of every sample.
+fn parse_metrics(text: &str) -> Vec<(String, serde_json::Value, f64)> {
+    use std::io::Write;
+    let mut p = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys\n\
+             from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+             out = [[s.name, s.labels, s.value] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]\n\
+             print(json.dumps(out))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with prometheus_client (scripts/deps.sh)");
+    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    assert!(out.status.success(), "the parser refused:\n{text}");
+    let v: Vec<(String, serde_json::Value, f64)> = serde_json::from_slice(&out.stdout).unwrap();
+    v
+}
+
+/// Issue 11, metrics: the opt-in `krill-metrics.socket` (127.0.0.1:9464) answers
+/// `GET /metrics` with OpenMetrics text that the reference parser reads, whose values
+/// agree with `krill status --json`; other paths get 404.
+#[test]
+fn metrics_endpoint_agrees_with_status() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("status-metrics");
+    c.ok("systemctl enable --now krill-metrics.socket");
+    c.install_ok(
+        "met",
+        r#"
+version: "1"
+name: met
+services:
+  steady:
+    execute: {type: shell, command: sleep infinity}
+  flaky:
+    execute: {type: shell, command: "sh -c 'sleep 0.2; exit 3'"}
+    policy: {restart: on-failure, max_restarts: 2, restart_delay: 100ms}
+"#,
+        "--now",
+    );
+    c.wait_for("flaky gave up", T, || {
+        svc(&c, "met", "flaky")["state"] == "failed"
+    });
+    let get = |path: &str| {
+        c.ok(&format!(
+            "python3 -c \"import urllib.request, urllib.error\n\
+             try:\n    r = urllib.request.urlopen('http://127.0.0.1:9464{path}')\n    print(r.status); print(r.headers['Content-Type']); print(r.read().decode(), end='')\n\
+             except urllib.error.HTTPError as e:\n    print(e.code); print(e.read().decode())\""
+        ))
+    };
+    let answer = get("/metrics");
+    let mut lines = answer.splitn(3, '\n');
+    assert_eq!(lines.next(), Some("200"), "{answer}");
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let samples = parse_metrics(lines.next().unwrap());
+    let value = |name: &str, labels: serde_json::Value| {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && *l == labels)
+            .map(|s| s.2)
+            .unwrap_or_else(|| panic!("no {name} {labels}"))
+    };
+    let report = report(&c, "met");
+    for s in report["workspaces"][0]["services"].as_array().unwrap() {
+        let l = serde_json::json!({"workspace": "met", "service": s["service"]});
+        assert_eq!(
+            value("krill_service_up", l.clone()),
+            if s["pid"].is_null() { 0.0 } else { 1.0 },
+            "{s}"
+        );
+        assert_eq!(
+            value("krill_service_restarts_total", l.clone()),
+            s["restarts"].as_f64().unwrap()
+        );
+    }
+    assert_eq!(
+        value(
+            "krill_service_restarts_total",
+            serde_json::json!({"workspace": "met", "service": "flaky"})
+        ),
+        2.0
+    );
+    let state = report["workspaces"][0]["state"].as_str().unwrap();
+    assert_eq!(
+        value(
+            "krill_workspace_state",
+            serde_json::json!({"workspace": "met", "state": state})
+        ),
+        1.0
+    );
+    assert_eq!(value("krill_supervisor_up", serde_json::json!({})), 1.0);
+    assert!(value("krill_watchdog_relays_total", serde_json::json!({})) >= 0.0);
+    assert!(get("/other").starts_with("404\n"));
+    // The cost of a scrape: one socket-activated process each.
+    let ms = c.ok("python3 -c \"import time, urllib.request\n\
+         t = time.monotonic()\n\
+         for _ in range(20): urllib.request.urlopen('http://127.0.0.1:9464/metrics').read()\n\
+         print(round((time.monotonic() - t) / 20 * 1000, 1))\"");
+    println!("MEASURE metrics_scrape_ms={}", ms.trim());
+    // Loopback only.
+    let listen = c.ok("cat /proc/net/tcp");
+    assert!(
+        listen.contains("0100007F:24F8"),
+        "127.0.0.1:9464 listens: {listen}"
+    );
+}

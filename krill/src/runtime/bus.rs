@@ -78,6 +78,9 @@ pub trait Supervisor {
     fn list_workspaces(&self) -> zbus::Result<Vec<String>>;
     fn get_status(&self, workspace: &str) -> zbus::Result<String>;
     fn emergency_stop(&self, workspace: &str, reason: &str) -> zbus::Result<()>;
+    /// [`crate::runtime::stats::Stats`] as JSON.
+    #[zbus(property)]
+    fn stats(&self) -> zbus::Result<String>;
 }
 
 const UNIT_PREFIX: &str = "/org/freedesktop/systemd1/unit/";
