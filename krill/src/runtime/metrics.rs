@@ -327,4 +327,40 @@ mod tests {
             "{text}"
         );
     }
+
+    /// Every metric the sample Grafana dashboard (examples/grafana) queries is one
+    /// that krill exports.
+    #[test]
+    fn the_sample_dashboard_queries_exported_metrics() {
+        let text = render(
+            &report(),
+            Some(&Stats {
+                malformed: 1,
+                ..Default::default()
+            }),
+        );
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/grafana/krill-dashboard.json"
+        );
+        let dash: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut queried = 0;
+        for panel in dash["panels"].as_array().unwrap() {
+            for t in panel["targets"].as_array().unwrap() {
+                let expr = t["expr"].as_str().unwrap();
+                for name in expr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.starts_with("krill_"))
+                {
+                    queried += 1;
+                    assert!(
+                        text.lines().any(|l| l.starts_with(name)),
+                        "{name} (in {expr:?}) is not exported"
+                    );
+                }
+            }
+        }
+        assert!(queried >= 10);
+    }
 }
