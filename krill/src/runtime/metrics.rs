@@ -199,36 +199,36 @@ pub fn render(report: &Report, stats: Option<&Stats>) -> String {
             "WATCHDOG=1 pings relayed to systemd",
             st.relayed,
         );
-        let refused = Family::<Reason, Counter>::default();
-        reg.register(
+        let by_reason = |reg: &mut Registry, name: &str, help: &str, counts: &[(&str, u64)]| {
+            let f = Family::<Reason, Counter>::default();
+            reg.register(name, help, f.clone());
+            for (why, v) in counts {
+                f.get_or_create(&Reason {
+                    reason: (*why).into(),
+                })
+                .inc_by(*v);
+            }
+        };
+        by_reason(
+            &mut reg,
             "heartbeats_refused",
             "Heartbeat lines refused, by reason",
-            refused.clone(),
+            &[
+                ("malformed", st.malformed),
+                ("oversized", st.oversized),
+                ("unknown_type", st.unknown_type),
+                ("wrong_sender", st.refused_sender),
+            ],
         );
-        for (why, v) in [
-            ("malformed", st.malformed),
-            ("oversized", st.oversized),
-            ("unknown_type", st.unknown_type),
-            ("wrong_sender", st.refused_sender),
-        ] {
-            refused
-                .get_or_create(&Reason { reason: why.into() })
-                .inc_by(v);
-        }
-        let closed = Family::<Reason, Counter>::default();
-        reg.register(
+        by_reason(
+            &mut reg,
             "connections_refused",
             "Heartbeat connections closed at accept, by reason",
-            closed.clone(),
+            &[
+                ("outsider", st.refused_connections),
+                ("capped", st.capped_connections),
+            ],
         );
-        for (why, v) in [
-            ("outsider", st.refused_connections),
-            ("capped", st.capped_connections),
-        ] {
-            closed
-                .get_or_create(&Reason { reason: why.into() })
-                .inc_by(v);
-        }
         let open = Gauge::<i64>::default();
         open.set(st.open_connections as i64);
         reg.register("connections_open", "Heartbeat connections open", open);
