@@ -188,7 +188,7 @@ fn hand_back_watchdogs(ctx: &Ctx) {
         }
     }
     tracing::info!(
-        "stopping: handed the watchdog of {} heartbeat services back to systemd (disabled until a supervisor re-arms it)",
+        "handed the watchdog of {} heartbeat services back to systemd (disabled until a supervisor re-arms it)",
         relayed.len()
     );
 }
