@@ -58,6 +58,7 @@ fn deb_install_up_upgrade_remove_purge() {
     );
     c.wait_state("krill-supervisor.service", "active/running", T);
     c.ok("getent group krill");
+    c.ok("getent passwd krill-metrics");
     for f in [
         "/usr/share/man/man1/krill.1.gz",
         "/usr/share/man/man1/krill-up.1.gz",
@@ -147,6 +148,8 @@ fn deb_install_up_upgrade_remove_purge() {
     let o = c.sh("dpkg -P krill");
     assert!(o.status.success(), "{}", text(&o));
     c.ok("test ! -e /etc/krill");
+    assert!(!c.sh("getent passwd krill-metrics").status.success());
+    assert!(!c.sh("getent group krill-metrics").status.success());
 }
 
 /// `krill down` stops every loaded workspace (and only stops: recipes stay); `logs`
