@@ -216,7 +216,7 @@ services:
     let first = id("beater");
     c.ok("docker kill krill-dock-yard-beater");
     c.wait_for("beater restarted", T, || {
-        c.num(&unit("beater"), "NRestarts") == 1
+        c.num(&unit("beater"), "NRestarts") >= 1
     });
     c.wait_for("beater's new container healthy", T, || {
         c.state(&unit("beater")) == "active/running"

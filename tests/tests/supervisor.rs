@@ -708,8 +708,9 @@ fn a_stopped_supervisor_hands_the_watchdog_back() {
     assert_eq!(c.num(unit, "NRestarts"), 0);
     // Back: the watchdog is re-armed, and the silent service fails by it.
     c.ok("systemctl start krill-supervisor.socket krill-supervisor.service");
+    // Still silent, each new run is failed by its watchdog too: at least one.
     c.wait_for("the re-armed watchdog fired", T, || {
-        c.num(unit, "NRestarts") == 1
+        c.num(unit, "NRestarts") >= 1
     });
     assert!(c
         .journal("-u krill-supervisor.service")
