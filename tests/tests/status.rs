@@ -9,7 +9,7 @@ use krill_e2e::{text, Container};
 const T: Duration = Duration::from_secs(30);
 
 fn report(c: &Container, ws: &str) -> serde_json::Value {
-    serde_json::from_str(&c.status(&format!("{ws} --json"))).unwrap()
+    c.status_json(ws)
 }
 
 fn svc(c: &Container, ws: &str, name: &str) -> serde_json::Value {

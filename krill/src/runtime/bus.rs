@@ -351,33 +351,26 @@ pub fn cgroup_root() -> &'static std::path::Path {
     })
 }
 
-/// CPU time of cgroup `cg` and its children, µs (`usage_usec` of `cpu.stat`, which
-/// cgroup v2 keeps even without the cpu controller).
-pub fn cgroup_cpu_usec(cg: &str) -> Option<u64> {
+/// The text of file `name` of cgroup `cg` (a path like `/krill.slice/…`).
+fn cgroup_text(cg: &str, name: &str) -> Option<String> {
     if cg.is_empty() {
         return None;
     }
-    let text = std::fs::read_to_string(
-        cgroup_root()
-            .join(cg.trim_start_matches('/'))
-            .join("cpu.stat"),
-    )
-    .ok()?;
-    text.lines()
+    std::fs::read_to_string(cgroup_root().join(cg.trim_start_matches('/')).join(name)).ok()
+}
+
+/// CPU time of cgroup `cg` and its children, µs (`usage_usec` of `cpu.stat`, which
+/// cgroup v2 keeps even without the cpu controller).
+pub fn cgroup_cpu_usec(cg: &str) -> Option<u64> {
+    cgroup_text(cg, "cpu.stat")?
+        .lines()
         .find_map(|l| l.strip_prefix("usage_usec "))
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// A number in file `name` of cgroup `cg` (a path like `/krill.slice/…`).
+/// A number in file `name` of cgroup `cg`.
 pub fn cgroup_number(cg: &str, name: &str) -> Option<u64> {
-    if cg.is_empty() {
-        return None;
-    }
-    std::fs::read_to_string(cgroup_root().join(cg.trim_start_matches('/')).join(name))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    cgroup_text(cg, name)?.trim().parse().ok()
 }
 
 fn hex(b: &[u8]) -> String {
