@@ -9,9 +9,12 @@ apt-get update -qq
 # systemd: systemd-analyze for `verify`; systemd-container: systemd-nspawn;
 # debootstrap: the e2e rootfs; util-linux: nsenter and mount; python3 and g++: the
 # Python and C++ SDK tests; cmake and pkg-config: the C++ SDK's package files;
-# zsh and fish: the completion smoke tests.
+# zsh and fish: the completion smoke tests; openssh-client, iproute2 and tmux: the
+# operator's side of the `krill fleet` and `krill -H HOST top` e2e tests (robots are
+# containers on veth links).
 apt-get install -y -qq systemd systemd-container debootstrap util-linux python3 g++ \
-    lintian python3-pip cmake pkg-config zsh fish >/dev/null
+    lintian python3-pip cmake pkg-config zsh fish \
+    openssh-client iproute2 tmux >/dev/null
 # The arm64 .deb: rustup cannot fetch an aarch64 standard library here, Debian's
 # rustc-web (kept current in bookworm-security) ships one; qemu-user-static runs the
 # arm64 binaries in their test.

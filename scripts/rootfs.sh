@@ -6,6 +6,8 @@
 #
 # `rootfs.sh SUITE docker` prints SUITE-docker instead: the same root plus Debian's
 # docker.io engine, for the e2e tests of `type: docker` services in a real engine.
+# `rootfs.sh SUITE ops` prints SUITE-ops: the root plus what an operator's robot has
+# and the e2e tests of `krill top` and `krill fleet` drive: tmux, sshd and iproute2.
 set -euo pipefail
 suite=${1:?usage: rootfs.sh SUITE [docker]}
 variant=${2:-}
@@ -26,34 +28,52 @@ base() {
     exec 9>&-
 }
 
-docker_root() {
-    local root=$cache/$suite-docker
-    exec 8>"$cache/$suite-docker.lock"
+# variant ROOT-CHECK PACKAGES...: a copy of the base root with Debian PACKAGES added,
+# once; then runs `setup_NAME` on it.
+variant() {
+    local name=$1 check=$2
+    shift 2
+    local root=$cache/$suite-$name
+    exec 8>"$cache/$suite-$name.lock"
     flock 8
-    if [ ! -x "$root/usr/sbin/dockerd" ]; then
-        echo "adding docker.io to a copy of $suite in $root (once, about 20 seconds)" >&2
+    if [ ! -e "$root/$check" ]; then
+        echo "adding $* to a copy of $suite in $root (once, about 20 seconds)" >&2
         rm -rf "$root.tmp"
         cp -a "$cache/$suite" "$root.tmp"
         cp /etc/resolv.conf "$root.tmp/etc/resolv.conf"
         mount --bind /proc "$root.tmp/proc"
         trap 'umount "$root.tmp/proc" 2>/dev/null || true' EXIT
-        chroot "$root.tmp" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -q --no-install-recommends docker.io && apt-get clean' >&2
+        chroot "$root.tmp" sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends $* && apt-get clean" >&2
         umount "$root.tmp/proc"
         trap - EXIT
-        # The e2e root is an overlay mount (no overlay2 on top of it: vfs), and the
-        # container's private network has no iptables to set up a bridge with.
-        mkdir -p "$root.tmp/etc/docker"
-        printf '%s\n' '{"storage-driver": "vfs", "iptables": false, "ip6tables": false, "bridge": "none"}' \
-            >"$root.tmp/etc/docker/daemon.json"
+        "setup_$name" "$root.tmp"
         mv "$root.tmp" "$root"
     fi
     echo "$root"
 }
 
+setup_docker() {
+    # The e2e root is an overlay mount (no overlay2 on top of it: vfs), and the
+    # container's private network has no iptables to set up a bridge with.
+    mkdir -p "$1/etc/docker"
+    printf '%s\n' '{"storage-driver": "vfs", "iptables": false, "ip6tables": false, "bridge": "none"}' \
+        >"$1/etc/docker/daemon.json"
+}
+
+setup_ops() {
+    # Host keys are made at first boot of each container (the copies must differ);
+    # the package's postinst made some in the chroot: drop them.
+    rm -f "$1"/etc/ssh/ssh_host_*
+    mkdir -p "$1/etc/systemd/system/ssh.service.d"
+    printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
+        >"$1/etc/systemd/system/ssh.service.d/keys.conf"
+}
+
 base
 case $variant in
 "") echo "$cache/$suite" ;;
-docker) docker_root ;;
-*) echo "rootfs.sh: unknown variant '$variant' (known: docker)" >&2; exit 2 ;;
+docker) variant docker usr/sbin/dockerd docker.io ;;
+ops) variant ops usr/bin/tmux tmux openssh-server iproute2 ;;
+*) echo "rootfs.sh: unknown variant '$variant' (known: docker, ops)" >&2; exit 2 ;;
 esac

@@ -41,7 +41,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .build()?)
 }
 
-/// Runs `f` with a connection to the system bus (reads, and the supervisor).
+/// Runs `f` with a connection to the system bus of [`crate::remote::current`] (reads,
+/// and the supervisor).
 pub fn with_system<T, E, F, Fut>(f: F) -> Result<T, E>
 where
     E: From<Error>,
@@ -49,13 +50,16 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     runtime()?.block_on(async move {
-        let conn = zbus::Connection::system().await.map_err(Error::from)?;
+        let conn = crate::remote::current()
+            .connect()
+            .await
+            .map_err(Error::from)?;
         f(conn).await
     })
 }
 
-/// A blocking handle on systemd for one command: one system-bus connection for all
-/// its calls.
+/// A blocking handle on systemd for one command: one system-bus connection (of
+/// [`crate::remote::current`]) for all its calls.
 pub struct Systemd {
     rt: tokio::runtime::Runtime,
     conn: zbus::Connection,
@@ -64,7 +68,7 @@ pub struct Systemd {
 impl Systemd {
     pub fn connect() -> Result<Self, Error> {
         let rt = runtime()?;
-        let conn = rt.block_on(zbus::Connection::system())?;
+        let conn = rt.block_on(crate::remote::current().connect())?;
         Ok(Systemd { rt, conn })
     }
 

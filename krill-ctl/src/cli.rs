@@ -17,8 +17,61 @@ something is not running or not healthy.";
 #[derive(Debug, Parser)]
 #[command(name = "krill", version = krill::VERSION, about, after_help = AFTER_HELP)]
 pub struct Cli {
+    /// Act on the system bus of HOST over SSH, as `systemctl -H` does (needs
+    /// systemd-stdio-bridge there; $KRILL_SSH names another ssh program). For status,
+    /// ps, estop, logs, top and metrics.
+    #[arg(short = 'H', long, global = true, value_name = "[USER@]HOST[:PORT]")]
+    pub host: Option<String>,
+    /// Act on a local container's system bus, as `systemctl -M` does (the container is
+    /// registered with systemd-machined). Same commands as --host.
+    #[arg(
+        short = 'M',
+        long,
+        global = true,
+        value_name = "CONTAINER",
+        conflicts_with = "host"
+    )]
+    pub machine: Option<String>,
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
+}
+
+/// The robots `krill fleet` acts on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Fleet {
+    /// Robots as [user@]host[:port] (SSH; each needs krill and systemd-stdio-bridge).
+    #[arg(value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Read more hosts from FILE: one per line; blank lines and `#` comments are
+    /// skipped.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// How long each host may take, connection included (default 5s); a host that
+    /// does not answer in time is reported as unreachable.
+    #[arg(long, value_name = "TIMEOUT", default_value = "5s")]
+    pub timeout: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCmd {
+    /// One table of every robot's workspaces, all hosts queried at once. Exit status
+    /// 3 when a host is unreachable or a workspace is not running.
+    Status {
+        #[command(flatten)]
+        fleet: Fleet,
+    },
+    /// Emergency stop of every workspace on every robot, all at once; reports what
+    /// stopped on each host and how fast. Exit status 1 when a host was not stopped.
+    Estop {
+        #[command(flatten)]
+        fleet: Fleet,
+        /// Why, shown by each robot's `krill status`.
+        #[arg(long, required = true)]
+        reason: String,
+    },
 }
 
 /// `--wait[=TIMEOUT]`: how long to follow the start (default 90s).
@@ -129,6 +182,24 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Live view of workspaces and services (upstream's `krill tui`): ↑/k ↓/j move,
+    /// Enter follows the logs, d details, r restart, s stop, S emergency stop (after a
+    /// confirmation), q quits.
+    #[command(visible_alias = "tui")]
+    Top {
+        /// The workspace; all loaded workspaces without it.
+        name: Option<String>,
+        /// How often CPU, memory and heartbeat ages are read again; state changes
+        /// show at once.
+        #[arg(long, value_name = "INTERVAL", default_value = crate::top::DEFAULT_INTERVAL)]
+        interval: String,
+    },
+    /// Status and emergency stop of many robots at once, over SSH and each robot's
+    /// system bus (no new daemon or port).
+    Fleet {
+        #[command(subcommand)]
+        cmd: FleetCmd,
+    },
     /// Print Prometheus metrics (OpenMetrics text) of every workspace and of the
     /// supervisor: what `status` shows, and the heartbeat counters.
     Metrics {
@@ -177,6 +248,27 @@ pub enum Cmd {
     Exited {
         /// The service unit.
         unit: String,
+    },
+    /// (used by `ready:` services' ExecStartPost=) Return once the service is ready:
+    /// `file PATH` exists, or `tcp PORT` accepts connections on localhost.
+    #[command(hide = true)]
+    Ready {
+        /// file or tcp.
+        kind: String,
+        /// The path or the port.
+        what: String,
+    },
+    /// (used by `hooks.on_restart`'s ExecStartPre=) Run COMMAND only when this start
+    /// of UNIT is an automatic restart (systemd's NRestarts > 0).
+    #[command(hide = true)]
+    Hook {
+        /// on-restart.
+        kind: String,
+        /// The service unit.
+        unit: String,
+        /// The hook's argv.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
     /// (used by gpu services' ExecStartPre=) Fail unless a GPU is usable.
     #[command(name = "gpu-check")]

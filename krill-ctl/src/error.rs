@@ -22,6 +22,10 @@ pub enum Error {
     Estop(Box<crate::estop::Error>),
     #[error("cannot run journalctl: {0}")]
     Journal(std::io::Error),
+    #[error(transparent)]
+    Bus(Box<crate::bus::Error>),
+    #[error("cannot use the terminal: {0}")]
+    Terminal(std::io::Error),
 }
 
 impl Error {
@@ -50,5 +54,6 @@ boxed_from!(
     crate::install::Error => Install,
     crate::status::Error => Status,
     crate::failure::Error => Failure,
-    crate::estop::Error => Estop
+    crate::estop::Error => Estop,
+    crate::bus::Error => Bus
 );

@@ -4,6 +4,8 @@
 //! socket. Members of group `krill` ask krill-supervisor, which calls the same
 //! function. Recipes the generator skipped are reported beside the result.
 
+use std::time::Instant;
+
 use krill::runtime::bus as kbus;
 use krill::runtime::manifest::Loaded;
 use krill::runtime::records::Records;
@@ -59,12 +61,53 @@ fn select(name: Option<&str>, loaded: Vec<String>) -> Result<Vec<String>, Error>
     }
 }
 
+/// Emergency stop of `ws` on another host's bus: first its systemd (the stop is
+/// queued whatever its supervisor does), then its krill-supervisor, which records the
+/// reason for that host's `krill status` (and is the door for group `krill`, whom
+/// systemd refuses). Returns how it was stopped, and when the stop was queued.
+pub async fn on_remote(
+    conn: &zbus::Connection,
+    ws: &str,
+    reason: &str,
+) -> Result<(&'static str, Instant), String> {
+    let direct = match bounded(kbus::stop_workspace(conn, ws)).await {
+        Some(Ok(())) => Ok(Instant::now()),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err(format!(
+            "no answer within {:?}",
+            krill::runtime::estop::BUS_TIMEOUT
+        )),
+    };
+    let recorded = bus::supervisor_estop(conn, ws, reason).await;
+    match (direct, recorded) {
+        (Ok(at), Ok(())) => Ok(("systemd and krill-supervisor", at)),
+        (Ok(at), Err(_)) => Ok((
+            "systemd (krill-supervisor did not answer: reason not recorded)",
+            at,
+        )),
+        (Err(_), Ok(())) => Ok(("krill-supervisor", Instant::now())),
+        (Err(d), Err(r)) => Err(format!("systemd: {d}; krill-supervisor: {r}")),
+    }
+}
+
 /// Stops `name`, or every workspace systemd has loaded.
 pub fn run(name: Option<&str>, reason: &str) -> Result<Report, Error> {
     if let Some(n) = name {
         if !krill::runtime::names::valid_name(n) {
             return Err(Error::BadName(n.to_owned()));
         }
+    }
+    if !crate::remote::current().is_local() {
+        return bus::with_system(|conn| async move {
+            let mut report = Report::default();
+            for ws in select(name, kbus::loaded_workspaces(&conn).await?)? {
+                match on_remote(&conn, &ws, reason).await {
+                    Ok((via, _)) => report.stopped.push(Stopped { workspace: ws, via }),
+                    Err(e) => report.failed.push((ws, e)),
+                }
+            }
+            Ok(report)
+        });
     }
     let mut report = Report {
         skipped_recipes: Loaded::read().rejected,

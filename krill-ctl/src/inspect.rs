@@ -81,7 +81,7 @@ pub fn compile(file: &Path) -> Result<Plan, RecipeError> {
                 source: std::io::Error::other("more than the recipe limit of 1 MiB"),
             });
         }
-        Plan::new(Recipe::parse(&text, stdin)?)
+        Plan::new(Recipe::parse(&text, stdin)?.with_machine_warnings())
     } else {
         krill::compile(file)
     }

@@ -139,6 +139,16 @@ pub fn installed_text(text: &str, original: &Path, recipe: &Recipe) -> String {
 pub fn prepare(file: &Path) -> Result<(Plan, String), Error> {
     let text = std::fs::read_to_string(file).map_err(io(file))?;
     let recipe = Recipe::parse(&text, file)?;
+    // A recipe installed here must run here: a missing user or CPU is an error now,
+    // not a failed start later.
+    let lacking = recipe.machine_problems();
+    if !lacking.is_empty() {
+        return Err(krill::RecipeError::Invalid {
+            file: file.display().to_string(),
+            diagnostics: lacking,
+        }
+        .into());
+    }
     let target = Path::new(INSTALL_DIR).join(format!("{}.yaml", recipe.name));
     let text = installed_text(&text, file, &recipe);
     // Re-validate exactly what will be written, as the generator will read it, and

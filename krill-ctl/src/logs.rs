@@ -11,78 +11,125 @@
 
 use krill::runtime::manifest::{Loaded, Manifest, ManifestService};
 use krill::runtime::names::{self, Condition};
+use krill::runtime::status::Report;
 
 use crate::error::Error;
 
-/// The units whose lines belong to `svc` of `ws`.
-fn service_units(ws: &str, svc: &ManifestService) -> Vec<String> {
+/// The units whose lines belong to service `name` (unit `unit`) of `ws`: its own, its
+/// gates' and its failure handlers'. Names only: this works for another host's.
+pub fn service_units(ws: &str, name: &str, unit: &str) -> Vec<String> {
     vec![
-        svc.unit.clone(),
-        names::gate(ws, &svc.name, Condition::Started),
-        names::gate(ws, &svc.name, Condition::Healthy),
-        names::on_failure(ws, &svc.name, false),
-        names::on_failure(ws, &svc.name, true),
+        unit.to_owned(),
+        names::gate(ws, name, Condition::Started),
+        names::gate(ws, name, Condition::Healthy),
+        names::on_failure(ws, name, false),
+        names::on_failure(ws, name, true),
     ]
 }
 
-fn workspace_units(m: &Manifest) -> Vec<String> {
-    std::iter::once(m.target.clone())
-        .chain(
-            m.services
-                .iter()
-                .flat_map(|s| service_units(&m.workspace, s)),
-        )
-        .collect()
+/// What resolving a name needs of one workspace: from the manifests here, or from
+/// another host's status report.
+struct Known {
+    workspace: String,
+    target: String,
+    /// (name, unit) of each service.
+    services: Vec<(String, String)>,
+}
+
+impl Known {
+    fn units(&self) -> Vec<String> {
+        std::iter::once(self.target.clone())
+            .chain(
+                self.services
+                    .iter()
+                    .flat_map(|(n, u)| service_units(&self.workspace, n, u)),
+            )
+            .collect()
+    }
+}
+
+fn from_manifest(m: &Manifest) -> Known {
+    Known {
+        workspace: m.workspace.clone(),
+        target: m.target.clone(),
+        services: m
+            .services
+            .iter()
+            .map(|s: &ManifestService| (s.name.clone(), s.unit.clone()))
+            .collect(),
+    }
 }
 
 /// Resolves `name` against the loaded workspaces.
 pub fn units(name: &str) -> Result<Vec<String>, Error> {
-    resolve(&Loaded::read(), name)
+    let known: Vec<Known> = Loaded::read()
+        .workspaces
+        .values()
+        .map(from_manifest)
+        .collect();
+    resolve(&known, name)
 }
 
-fn resolve(loaded: &Loaded, name: &str) -> Result<Vec<String>, Error> {
+/// Resolves `name` against another host's status `report`.
+pub fn remote_units(report: &Report, name: &str) -> Result<Vec<String>, Error> {
+    let known: Vec<Known> = report
+        .workspaces
+        .iter()
+        .map(|w| Known {
+            workspace: w.workspace.clone(),
+            target: w.target.clone(),
+            services: w
+                .services
+                .iter()
+                .map(|s| (s.service.clone(), s.unit.clone()))
+                .collect(),
+        })
+        .collect();
+    resolve(&known, name)
+}
+
+fn resolve(known: &[Known], name: &str) -> Result<Vec<String>, Error> {
     let loaded_names = || {
-        loaded
-            .workspaces
-            .keys()
-            .cloned()
+        known
+            .iter()
+            .map(|k| k.workspace.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let workspace = |ws: &str| known.iter().find(|k| k.workspace == ws);
     if let Some((ws, svc)) = name.split_once('/') {
-        let m = loaded.workspaces.get(ws).ok_or_else(|| {
+        let m = workspace(ws).ok_or_else(|| {
             Error::NotInstalled(format!(
                 "no workspace {ws:?} is loaded (loaded: {})",
                 loaded_names()
             ))
         })?;
-        let s = m.services.iter().find(|s| s.name == svc).ok_or_else(|| {
+        let (n, u) = m.services.iter().find(|s| s.0 == svc).ok_or_else(|| {
             Error::NotInstalled(format!(
                 "workspace {ws} has no service {svc:?} (services: {})",
                 m.services
                     .iter()
-                    .map(|s| s.name.as_str())
+                    .map(|s| s.0.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ))
         })?;
-        return Ok(service_units(ws, s));
+        return Ok(service_units(ws, n, u));
     }
-    if let Some(m) = loaded.workspaces.get(name) {
-        return Ok(workspace_units(m));
+    if let Some(m) = workspace(name) {
+        return Ok(m.units());
     }
-    let found: Vec<(&str, &ManifestService)> = loaded
-        .workspaces
-        .values()
+    let found: Vec<(&str, &(String, String))> = known
+        .iter()
         .flat_map(|m| {
             m.services
                 .iter()
-                .filter(|s| s.name == name)
+                .filter(|s| s.0 == name)
                 .map(|s| (m.workspace.as_str(), s))
         })
         .collect();
     match found.as_slice() {
-        [(ws, s)] => Ok(service_units(ws, s)),
+        [(ws, (n, u))] => Ok(service_units(ws, n, u)),
         [] => Err(Error::NotInstalled(format!(
             "no loaded workspace or service is named {name:?} (workspaces: {})",
             loaded_names()
@@ -91,7 +138,7 @@ fn resolve(loaded: &Loaded, name: &str) -> Result<Vec<String>, Error> {
             "service {name:?} is in several workspaces; name one of: {}",
             several
                 .iter()
-                .map(|(ws, s)| format!("{ws}/{}", s.name))
+                .map(|(ws, s)| format!("{ws}/{}", s.0))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
@@ -101,6 +148,10 @@ fn resolve(loaded: &Loaded, name: &str) -> Result<Vec<String>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn known() -> Vec<Known> {
+        loaded().workspaces.values().map(from_manifest).collect()
+    }
 
     fn loaded() -> Loaded {
         let ws = |w: &str, svcs: &[&str]| Manifest {
@@ -125,7 +176,7 @@ mod tests {
 
     #[test]
     fn a_unique_bare_service_name_resolves_with_its_helpers() {
-        let u = resolve(&loaded(), "lidar").unwrap();
+        let u = resolve(&known(), "lidar").unwrap();
         assert_eq!(u[0], "krill-a-lidar.service");
         assert!(u.contains(&"krill-cascade@krill-a-lidar.service".to_owned()));
         assert!(u.contains(&"krill-estop@krill-a-lidar.service".to_owned()));
@@ -134,20 +185,20 @@ mod tests {
 
     #[test]
     fn an_ambiguous_service_name_lists_the_candidates() {
-        let e = resolve(&loaded(), "nav").unwrap_err().to_string();
+        let e = resolve(&known(), "nav").unwrap_err().to_string();
         assert!(e.contains("a/nav") && e.contains("b/nav"), "{e}");
         assert_eq!(
-            resolve(&loaded(), "b/nav").unwrap()[0],
+            resolve(&known(), "b/nav").unwrap()[0],
             "krill-b-nav.service"
         );
     }
 
     #[test]
     fn a_workspace_name_gives_every_unit_of_it() {
-        let u = resolve(&loaded(), "a").unwrap();
+        let u = resolve(&known(), "a").unwrap();
         assert!(u.contains(&"krill-a.target".to_owned()));
         assert!(u.contains(&"krill-a-nav.service".to_owned()));
         assert!(!u.iter().any(|x| x.contains("krill-b-")));
-        assert!(resolve(&loaded(), "nope").is_err());
+        assert!(resolve(&known(), "nope").is_err());
     }
 }

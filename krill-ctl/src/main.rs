@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use krill_ctl::cli::{Cli, Cmd, GraphFormat, Wait};
+use krill_ctl::cli::{Cli, Cmd, FleetCmd, GraphFormat, Wait};
 use krill_ctl::error::Error;
 use krill_ctl::wait::{self, Outcome, Until};
 use krill_ctl::{estop, exited, failure, gate, inspect, install, status};
@@ -113,7 +113,40 @@ fn show_status(name: Option<&str>, json: bool) -> Result<u8, Error> {
     Ok(if report.all_ok() { 0 } else { 3 })
 }
 
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// `-H`/`-M`: only commands that work through a bus alone may go to another host.
+fn choose_host(cli: &Cli) -> Result<(), Error> {
+    use krill_ctl::remote::Host;
+    let host = match (&cli.host, &cli.machine) {
+        (Some(h), _) => Host::ssh(h, None),
+        (None, Some(m)) => Host::machine(m),
+        (None, None) => return Ok(()),
+    }
+    .map_err(|e| Error::Usage(e.to_string()))?;
+    match &cli.cmd {
+        None
+        | Some(
+            Cmd::Status { .. }
+            | Cmd::Estop { .. }
+            | Cmd::Logs { .. }
+            | Cmd::Top { .. }
+            | Cmd::Metrics { http: false },
+        ) => {}
+        Some(_) => {
+            return Err(Error::Usage(
+                "-H and -M work with status, ps, estop, logs, top and metrics; run other commands on that host".into(),
+            ))
+        }
+    }
+    krill_ctl::remote::set(host);
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<u8, Error> {
+    choose_host(&cli)?;
     let Some(cmd) = cli.cmd else {
         // Upstream's bare `krill` opens its view; ours prints the status.
         return show_status(None, false);
@@ -286,15 +319,53 @@ fn run(cli: Cli) -> Result<u8, Error> {
             Ok(if r.failed.is_empty() { 0 } else { 1 })
         }
         Cmd::Logs { name, args } => {
-            let units = krill_ctl::logs::units(&name)?;
-            let mut cmd = std::process::Command::new("journalctl");
+            let host = krill_ctl::remote::current();
+            let units = if host.is_local() {
+                krill_ctl::logs::units(&name)?
+            } else {
+                krill_ctl::logs::remote_units(&status::gather(None)?, &name)?
+            };
             // Every line names its unit, so a workspace's lines can be told apart.
-            cmd.args(["-o", "with-unit"]);
+            let mut argv: Vec<String> = vec!["journalctl".into(), "-o".into(), "with-unit".into()];
             for u in units {
-                cmd.arg("-u").arg(u);
+                argv.extend(["-u".into(), u]);
             }
-            let st = cmd.args(args).status().map_err(Error::Journal)?;
+            argv.extend(args);
+            let st = host.command(&argv).status().map_err(Error::Journal)?;
             Ok(st.code().unwrap_or(1) as u8)
+        }
+        Cmd::Top { name, interval } => krill_ctl::top::run(name.as_deref(), timeout(&interval)?),
+        Cmd::Fleet { cmd } => {
+            let (FleetCmd::Status { fleet } | FleetCmd::Estop { fleet, .. }) = &cmd;
+            let limit = timeout(&fleet.timeout)?;
+            let hosts = krill_ctl::fleet::hosts(&fleet.hosts, fleet.file.as_deref(), limit)?;
+            match &cmd {
+                FleetCmd::Status { .. } => {
+                    let answers = krill_ctl::fleet::status(&hosts, limit)?;
+                    if fleet.json {
+                        print_json(&answers);
+                    } else {
+                        print!("{}", krill_ctl::fleet::status_table(&answers));
+                    }
+                    Ok(if krill_ctl::fleet::all_ok(&answers) {
+                        0
+                    } else {
+                        3
+                    })
+                }
+                FleetCmd::Estop { reason, .. } => {
+                    let answers = krill_ctl::fleet::estop(&hosts, limit, reason)?;
+                    if fleet.json {
+                        print_json(&answers);
+                    } else {
+                        print!("{}", krill_ctl::fleet::estop_table(&answers));
+                    }
+                    let failed = answers
+                        .iter()
+                        .any(|a| matches!(a.outcome, krill_ctl::fleet::Outcome::Error(_)));
+                    Ok(u8::from(failed))
+                }
+            }
         }
         Cmd::Gate { condition, unit } => {
             let cond = match condition.as_str() {
@@ -366,6 +437,50 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 }
             }
         }
+        Cmd::Ready { kind, what } => {
+            use krill_ctl::ready;
+            match kind.as_str() {
+                "file" => ready::wait(
+                    || ready::file_ready(std::path::Path::new(&what)),
+                    ready::FILE_POLL,
+                ),
+                "tcp" => {
+                    let port: u16 = what
+                        .parse()
+                        .map_err(|_| Error::Usage(format!("invalid port {what:?}")))?;
+                    ready::wait(|| ready::tcp_ready(port), ready::TCP_POLL)
+                }
+                k => {
+                    return Err(Error::Usage(format!(
+                        "unknown readiness {k:?}: expected file or tcp"
+                    )))
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Hook {
+            kind,
+            unit,
+            command,
+        } => {
+            if kind != "on-restart" {
+                return Err(Error::Usage(format!(
+                    "unknown hook {kind:?}: expected on-restart"
+                )));
+            }
+            let restarts =
+                krill_ctl::bus::Systemd::connect()?.facts(std::slice::from_ref(&unit))[0].restarts;
+            if restarts == 0 {
+                return Ok(0);
+            }
+            println!("automatic restart {restarts} of {unit}: running its on_restart hook");
+            use std::os::unix::process::CommandExt;
+            let e = std::process::Command::new(&command[0])
+                .args(&command[1..])
+                .exec();
+            eprintln!("krill: cannot run {}: {e}", command[0]);
+            Ok(127)
+        }
         Cmd::GpuCheck { unit } => match krill_ctl::gpu::probe(&krill_ctl::gpu::root()) {
             Ok(f) => {
                 println!("GPU found: {} ({})", f.vendor, f.device.display());
@@ -390,6 +505,20 @@ fn run(cli: Cli) -> Result<u8, Error> {
     }
 }
 
+/// The arguments; upstream's `krill-tui` name (a link to this program) is `krill top`.
+fn argv() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let tui = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == "krill-tui");
+    if tui {
+        args[0] = "krill".into();
+        args.insert(1, "top".into());
+    }
+    args
+}
+
 /// How long plain `install --now` waits for the processes to start (10 s).
 const STARTED_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -398,7 +527,7 @@ fn main() -> ExitCode {
     // filter does; Rust ignores SIGPIPE, and println! would panic on EPIPE instead.
     // SAFETY: called first, before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(argv());
     match run(cli) {
         Ok(c) => ExitCode::from(c),
         Err(e) => {

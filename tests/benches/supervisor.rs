@@ -77,28 +77,7 @@ fn ingest(c: &Container) {
 }
 
 fn footprint(c: &Container) {
-    c.write(
-        "/opt/hb10.py",
-        "import time\nfrom krill import KrillClient\nc = KrillClient()\nwhile True:\n    c.heartbeat()\n    time.sleep(0.1)\n",
-    );
-    let mut recipe = String::from("version: \"1\"\nname: fifty\nservices:\n");
-    for i in 0..50 {
-        recipe.push_str(&format!("  s{i}:\n    execute: {{type: shell, command: python3 /opt/hb10.py}}\n    health_check: {{type: heartbeat, timeout: 2s}}\n"));
-    }
-    assert!(c
-        .install("/root/fifty.yaml", &recipe, "--now")
-        .status
-        .success());
-    c.wait_for("50 healthy", T, || {
-        let v: serde_json::Value = serde_json::from_str(&c.status("fifty --json")).unwrap();
-        v["workspaces"][0]["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["health"] == "healthy")
-            .count()
-            == 50
-    });
+    c.install_beating("fifty", 50);
     let pid = c.num("krill-supervisor.service", "MainPID");
     let (_, t0) = proc_stat(c, pid);
     let a0 = stats(c)["accepted"].as_u64().unwrap();

@@ -206,6 +206,10 @@ pub enum Flavor {
     /// Plus Debian's docker.io engine (`scripts/rootfs.sh SUITE docker`), and the
     /// syscalls and capabilities runc needs inside systemd-nspawn.
     Docker,
+    /// Plus tmux, sshd and iproute2 (`scripts/rootfs.sh SUITE ops`), and a veth link
+    /// to the host with an address of its own ([`Container::ip`]): a robot an
+    /// operator reaches over SSH.
+    Ops,
 }
 
 /// The cached rootfs of [`suite`] in `flavor`, built on first use by
@@ -219,8 +223,14 @@ fn rootfs(flavor: Flavor) -> PathBuf {
     }
     let mut cmd = Command::new(repo().join("scripts/rootfs.sh"));
     cmd.arg(suite());
-    if flavor == Flavor::Docker {
-        cmd.arg("docker");
+    match flavor {
+        Flavor::Plain => {}
+        Flavor::Docker => {
+            cmd.arg("docker");
+        }
+        Flavor::Ops => {
+            cmd.arg("ops");
+        }
     }
     let out = cmd
         .env("KRILL_E2E_CACHE", cache_dir())
@@ -290,6 +300,25 @@ pub struct Container {
     pub root: PathBuf,
     name: String,
     flavor: Flavor,
+    /// [`Flavor::Ops`]: the host's end of the veth link, and the /30 it is on.
+    link: Option<(String, u32)>,
+}
+
+/// A veth link's host-side name (at most 15 bytes) and a /30 of 10.77.0.0/16, unique
+/// per process and container.
+fn new_link() -> (String, u32) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pid = std::process::id();
+    (
+        format!("ke{:05}{n:02}", pid % 100_000),
+        (pid.wrapping_mul(7919).wrapping_add(n)) % 16_384,
+    )
+}
+
+fn link_ip(slot: u32, host_end: bool) -> String {
+    let base = slot * 4 + if host_end { 1 } else { 2 };
+    format!("10.77.{}.{}", base >> 8, base & 0xff)
 }
 
 fn monotonic_us() -> u64 {
@@ -360,6 +389,7 @@ impl Container {
             root,
             name: name.to_owned(),
             flavor,
+            link: (flavor == Flavor::Ops).then(new_link),
         };
         c.start();
         c
@@ -383,11 +413,16 @@ impl Container {
             // runc joins a session keyring and attaches a device-cgroup BPF program;
             // nspawn's default seccomp filter and capability set forbid both.
             .args(match self.flavor {
-                Flavor::Plain => &[][..],
+                Flavor::Plain | Flavor::Ops => &[][..],
                 Flavor::Docker => {
                     &["--system-call-filter=@keyring bpf", "--capability=CAP_BPF"][..]
                 }
             })
+            .args(
+                self.link
+                    .iter()
+                    .map(|(dev, _)| format!("--network-veth-extra={dev}:eth1")),
+            )
             .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -412,6 +447,30 @@ impl Container {
             let t = String::from_utf8_lossy(&s.stdout);
             t.starts_with("running") || t.starts_with("degraded")
         });
+        if let Some((dev, slot)) = self.link.clone() {
+            let host = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "ip addr add {}/30 dev {dev} && ip link set {dev} up",
+                    link_ip(slot, true)
+                ))
+                .output()
+                .expect("run ip");
+            assert!(host.status.success(), "host end of {dev}: {}", text(&host));
+            self.ok(&format!(
+                "ip addr add {}/30 dev eth1 && ip link set eth1 up",
+                link_ip(slot, false)
+            ));
+        }
+    }
+
+    /// The container's address on its link to the host ([`Flavor::Ops`] only).
+    pub fn ip(&self) -> String {
+        let (_, slot) = self
+            .link
+            .as_ref()
+            .expect("only Flavor::Ops containers have a link");
+        link_ip(*slot, false)
     }
 
     /// Reboots the container: systemd shuts down, nspawn exits, and a new nspawn boots
@@ -610,6 +669,26 @@ impl Container {
             self.path("/usr/local/bin/krill-sdk-beat"),
         )
         .expect("krill-sdk-beat is built with the shipped binaries (scripts/build-deb.sh)");
+    }
+
+    /// Installs and starts workspace `ws` of `n` services that each send a heartbeat
+    /// every 100 ms through the Python SDK (timeout 2 s), and waits until all are
+    /// healthy: the benchmarks' standard load (50 × 10 Hz).
+    pub fn install_beating(&self, ws: &str, n: usize) {
+        self.write(
+            "/opt/hb10.py",
+            "import time\nfrom krill import KrillClient\nc = KrillClient()\nwhile True:\n    c.heartbeat()\n    time.sleep(0.1)\n",
+        );
+        let mut recipe = format!("version: \"1\"\nname: {ws}\nservices:\n");
+        for i in 0..n {
+            recipe.push_str(&format!("  s{i}:\n    execute: {{type: shell, command: python3 /opt/hb10.py}}\n    health_check: {{type: heartbeat, timeout: 2s}}\n"));
+        }
+        self.install_ok(ws, &recipe, "--now");
+        self.wait_for(&format!("{n} healthy"), Duration::from_secs(60), || {
+            self.status_json(ws)["workspaces"][0]["services"]
+                .as_array()
+                .is_some_and(|a| a.iter().filter(|s| s["health"] == "healthy").count() == n)
+        });
     }
 
     /// `krill status WS --json`, parsed.

@@ -346,14 +346,14 @@ services:
     );
     let u = unit("st", "stubborn");
     c.wait_state(&u, "active/running", T);
-    c.wait_for("grandchild pid file", T, || {
-        c.path("/run/grandchild.pid").exists()
-    });
-    let gc: u32 = std::fs::read_to_string(c.path("/run/grandchild.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // The file exists before its number is written: wait for the number.
+    let pid = || {
+        std::fs::read_to_string(c.path("/run/grandchild.pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    };
+    c.wait_for("grandchild pid file", T, || pid().is_some());
+    let gc: u32 = pid().unwrap();
     assert!(c.alive(gc));
     let t0 = now_us();
     let _ = c.sh(&format!("systemctl stop {u}"));

@@ -59,7 +59,12 @@ fn deb_install_up_upgrade_remove_purge() {
     c.wait_state("krill-supervisor.service", "active/running", T);
     c.ok("getent group krill");
     c.ok("getent passwd krill-metrics");
+    // Upstream's name of the live view.
+    assert_eq!(c.ok("readlink /usr/bin/krill-tui").trim(), "krill-ctl");
     for f in [
+        "/usr/share/man/man1/krill-top.1.gz",
+        "/usr/share/man/man1/krill-tui.1.gz",
+        "/usr/share/man/man1/krill-fleet.1.gz",
         "/usr/share/man/man1/krill.1.gz",
         "/usr/share/man/man1/krill-up.1.gz",
         "/usr/share/bash-completion/completions/krill",
@@ -143,6 +148,7 @@ fn deb_install_up_upgrade_remove_purge() {
     assert!(left.trim().is_empty(), "units left behind: {left}");
     c.ok("test ! -e /usr/lib/systemd/system-generators/krill-gen");
     c.ok("test ! -e /usr/bin/krill");
+    c.ok("test ! -e /usr/bin/krill-tui");
     c.ok("test -e /etc/krill/recipes/demo.yaml");
     // Purge: the recipes go too.
     let o = c.sh("dpkg -P krill");

@@ -215,9 +215,12 @@ services:
     c.wait_for("other healthy", T, || {
         health(&c, "cg", "other") == "healthy"
     });
+    // The sender stays alive until the supervisor has closed the connection: a peer
+    // that is gone before accept has no cgroup to read, and is refused as an
+    // outsider instead of as the wrong sender (a race this test once lost).
     c.write(
         "/opt/hb/send_quiet.py",
-        "import socket\ns = socket.socket(socket.AF_UNIX); s.connect('/run/krill/krill.sock')\ns.sendall(b'{\"type\":\"heartbeat\",\"service\":\"quiet\",\"status\":\"healthy\",\"metadata\":{}}\\n' * 5)\ns.close()\n",
+        "import socket\ns = socket.socket(socket.AF_UNIX); s.connect('/run/krill/krill.sock')\ns.sendall(b'{\"type\":\"heartbeat\",\"service\":\"quiet\",\"status\":\"healthy\",\"metadata\":{}}\\n' * 5)\ns.shutdown(socket.SHUT_WR)\ns.settimeout(30)\ntry:\n    s.recv(1)\nexcept OSError:\n    pass\ns.close()\n",
     );
     let send_quiet = "python3 /opt/hb/send_quiet.py; true";
     // (a) A cgroup elsewhere named like the unit (what `systemd-run --user

@@ -50,6 +50,23 @@ pub struct ExecPlan {
     /// docker container's scope ([`names::container_slice`]). `None` for every other
     /// execute type.
     pub container_slice: Option<String>,
+    /// `User=`; `None`: root.
+    pub user: Option<String>,
+    /// `Group=`; `None`: the user's.
+    pub group: Option<String>,
+    /// `WorkingDirectory=~`: a `user:` service without `working_dir` starts in its home.
+    pub home_working_dir: bool,
+    /// `ready:`; `None`: started once spawned.
+    pub ready: Option<crate::runtime::ready::Ready>,
+    /// `ExecStartPost=` commands: the `file`/`tcp` readiness check, then the
+    /// `post_start` hooks.
+    pub start_post: Vec<Vec<String>>,
+    /// `ExecStop=` commands before the service's own stop command: the `pre_stop`
+    /// hooks (`-`: a failing one is logged, it does not fail the service).
+    pub stop_hooks: Vec<Vec<String>>,
+    /// `ExecStopPost=` commands: the `post_stop` hooks (`-`, as `stop_hooks`).
+    pub stop_post: Vec<Vec<String>>,
+    pub resources: crate::compile::recipe::Resources,
 }
 
 /// The execution plan of `svc` in workspace `ws`.
@@ -129,9 +146,35 @@ pub fn plan(recipe: &Recipe, svc: &Service, unit: &str) -> ExecPlan {
         },
     };
     start_pre.extend(pre);
+    // Automatic restarts only: systemd counts them in NRestarts, which a manual start
+    // resets to 0 (verified on 247, 252 and 257 by the e2e tests).
+    start_pre.extend(svc.hooks.on_restart.iter().map(|argv| {
+        let mut v: Vec<String> = vec![
+            KRILL_CTL.into(),
+            "hook".into(),
+            "on-restart".into(),
+            unit.to_owned(),
+            "--".into(),
+        ];
+        v.extend(argv.iter().cloned());
+        v
+    }));
+    start_pre.extend(svc.hooks.pre_start.iter().cloned());
+    let mut env = environment(recipe, &svc.name);
+    // systemd sets HOME, USER, LOGNAME and SHELL for User=; PATH it leaves at its
+    // default, without the user's own programs (pixi's, pip's).
+    if let Some(path) = svc
+        .user
+        .as_deref()
+        .and_then(crate::runtime::host::user_path)
+    {
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), path));
+        }
+    }
     ExecPlan {
         kind: svc.execute.kind(),
-        env: environment(recipe, &svc.name),
+        env,
         working_dir,
         start_pre,
         start,
@@ -148,7 +191,53 @@ pub fn plan(recipe: &Recipe, svc: &Service, unit: &str) -> ExecPlan {
         critical: svc.critical,
         gpu: svc.gpu,
         container_slice,
+        user: svc.user.clone(),
+        group: svc.group.clone(),
+        home_working_dir: svc.user.is_some() && !svc.working_dir_written,
+        start_post: svc
+            .ready
+            .as_ref()
+            .and_then(ready_check)
+            .into_iter()
+            .chain(svc.hooks.post_start.iter().cloned())
+            .collect(),
+        stop_hooks: svc
+            .hooks
+            .pre_stop
+            .iter()
+            .map(|a| ignoring_failure(a))
+            .collect(),
+        stop_post: svc
+            .hooks
+            .post_stop
+            .iter()
+            .map(|a| ignoring_failure(a))
+            .collect(),
+        ready: svc.ready.clone(),
+        resources: svc.resources.clone(),
     }
+}
+
+/// `argv` with systemd's `-` prefix: its failure is logged, not the service's.
+fn ignoring_failure(argv: &[String]) -> Vec<String> {
+    let mut v = argv.to_vec();
+    if let Some(p) = v.first_mut() {
+        p.insert(0, '-');
+    }
+    v
+}
+
+/// `krill-ctl ready file PATH|tcp PORT`: the `ExecStartPost=` of a `file` or `tcp`
+/// readiness (it runs in the service's namespaces, so a file in its private /tmp is
+/// seen); `None` for `notify` (systemd's `Type=notify`).
+fn ready_check(r: &crate::runtime::ready::Ready) -> Option<Vec<String>> {
+    use crate::runtime::ready::ReadyKind;
+    let (kind, arg) = match &r.kind {
+        ReadyKind::File(p) => ("file", p.display().to_string()),
+        ReadyKind::Tcp(p) => ("tcp", p.to_string()),
+        ReadyKind::Notify => return None,
+    };
+    Some(vec![KRILL_CTL.into(), "ready".into(), kind.into(), arg])
 }
 
 /// The environment krill sets for service `name`: the recipe's `env`, then

@@ -11,9 +11,10 @@ pub mod render;
 pub mod shell;
 pub mod target;
 
-/// Loads, validates and plans a recipe file in one step.
+/// Loads, validates and plans a recipe file in one step. What this machine lacks
+/// for it ([`recipe::Recipe::machine_problems`]) is added to its warnings.
 pub fn compile(path: &std::path::Path) -> Result<plan::Plan, error::RecipeError> {
-    plan::Plan::new(recipe::Recipe::load(path)?)
+    plan::Plan::new(recipe::Recipe::load(path)?.with_machine_warnings())
 }
 
 /// `--dry-run`: every unit of every recipe on stdout, each after a

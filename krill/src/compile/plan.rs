@@ -188,6 +188,7 @@ impl Plan {
                 critical: s.exec.critical,
                 gpu: s.exec.gpu,
                 container_slice: s.exec.container_slice.clone(),
+                ready: s.exec.ready.clone(),
                 waits_on: self.recipe.services[&s.name]
                     .dependencies
                     .iter()

@@ -10,7 +10,7 @@
 //! validator say "field `image` does not apply to execute type `shell`".
 
 use indexmap::IndexMap;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -69,6 +69,164 @@ pub struct RawService {
     /// Default false. Check for a usable GPU before every start.
     #[schemars(with = "Option<bool>")]
     pub gpu: Option<Spanned<bool>>,
+    /// Krill extension: run as this user (`User=`), with its HOME, USER, SHELL,
+    /// supplementary groups, and ~/.pixi/bin and ~/.local/bin first on PATH. Default:
+    /// root.
+    #[serde(default)]
+    #[schemars(with = "Option<AccountName>")]
+    pub user: Option<SString>,
+    /// Krill extension: run with this primary group (`Group=`). Default: the user's.
+    #[serde(default)]
+    #[schemars(with = "Option<AccountName>")]
+    pub group: Option<SString>,
+    /// Krill extension: CPU, memory, I/O and scheduling limits of the service.
+    #[serde(default)]
+    pub resources: Option<RawResources>,
+    /// Krill extension: when the service counts as started for its dependents (one
+    /// of `file`, `tcp`, `notify`). Default: once its process is spawned.
+    #[serde(default)]
+    #[schemars(with = "Option<RawReady>")]
+    pub ready: Option<Spanned<RawReady>>,
+    /// Krill extension: commands run around the service's life (argv, never a shell).
+    #[serde(default)]
+    pub hooks: Option<RawHooks>,
+}
+
+/// `hooks:` (a krill extension): lists of commands, each validated like `command`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    /// Before every start; one that fails fails the start (`ExecStartPre=`).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub pre_start: Option<Vec<SString>>,
+    /// Once the service is started (and ready) (`ExecStartPost=`).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub post_start: Option<Vec<SString>>,
+    /// Before the service is stopped, and when it ended on its own (`ExecStop=`, first).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub pre_stop: Option<Vec<SString>>,
+    /// After every run, however it ended (`ExecStopPost=`).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub post_stop: Option<Vec<SString>>,
+    /// Before an automatic restart only (`ExecStartPre=krill-ctl hook on-restart`).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub on_restart: Option<Vec<SString>>,
+}
+
+/// `ready:` (a krill extension): exactly one strategy, and a timeout.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReady {
+    /// Ready once this file exists (relative to the recipe's directory).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub file: Option<SString>,
+    /// Ready once 127.0.0.1 (or ::1) accepts connections on this TCP port.
+    #[serde(default)]
+    #[schemars(with = "Option<Port>")]
+    pub tcp: Option<Spanned<i64>>,
+    /// Ready once the service sends `READY=1` (sd_notify; `Type=notify`).
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub notify: Option<Spanned<bool>>,
+    /// How long the service may take to be ready; then its start fails. Default 90s.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    pub timeout: Option<SString>,
+}
+
+/// `resources:` (a krill extension): each field maps to one systemd directive.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawResources {
+    /// CPUs the service may run on (`CPUAffinity=`): a list `[0, 2]` or a range
+    /// text `"0-3"`, `"0,2-3"`. Default: all.
+    #[serde(default)]
+    #[schemars(with = "Option<RawAffinity>")]
+    pub cpu_affinity: Option<Spanned<RawAffinity>>,
+    /// CPU time per second, in % of one CPU (`CPUQuota=`): `150%`. Default: no limit.
+    #[serde(default)]
+    #[schemars(with = "Option<Percent>")]
+    pub cpu_quota: Option<SString>,
+    /// Hard memory limit (`MemoryMax=`): bytes, or with K, M, G, T (powers of 1024).
+    #[serde(default)]
+    #[schemars(with = "Option<Bytes>")]
+    pub memory_max: Option<Spanned<Scalar>>,
+    /// Memory above which the service is throttled and reclaimed (`MemoryHigh=`).
+    #[serde(default)]
+    #[schemars(with = "Option<Bytes>")]
+    pub memory_high: Option<Spanned<Scalar>>,
+    /// Scheduling niceness, -20 (first) to 19 (`Nice=`).
+    #[serde(default)]
+    #[schemars(with = "Option<Nice>")]
+    pub nice: Option<Spanned<i64>>,
+    /// Share of block I/O, 1 to 10000, default 100 (`IOWeight=`).
+    #[serde(default)]
+    #[schemars(with = "Option<IoWeight>")]
+    pub io_weight: Option<Spanned<i64>>,
+    /// Most tasks (processes and threads) at once (`TasksMax=`).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub tasks_max: Option<Spanned<i64>>,
+    /// Real-time scheduling for control loops (`CPUSchedulingPolicy=`,
+    /// `CPUSchedulingPriority=`).
+    #[serde(default)]
+    pub realtime: Option<RawRealtime>,
+}
+
+/// `resources.realtime:`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRealtime {
+    /// `fifo` or `rr` (round-robin).
+    #[schemars(with = "RealtimePolicy")]
+    pub policy: SString,
+    /// 1 (lowest) to 99.
+    #[schemars(with = "RealtimePriority")]
+    pub priority: Spanned<i64>,
+}
+
+/// `cpu_affinity:` as written: a list of CPU numbers, or a text of numbers and ranges.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawAffinity {
+    List(Vec<i64>),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawAffinity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawAffinity;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of CPU numbers or a text like \"0-3\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawAffinity, E> {
+                Ok(RawAffinity::Text(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawAffinity, E> {
+                Ok(RawAffinity::List(vec![v]))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawAffinity, E> {
+                Ok(RawAffinity::List(
+                    vec![i64::try_from(v).unwrap_or(i64::MAX)],
+                ))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<RawAffinity, A::Error> {
+                let mut out = Vec::new();
+                while let Some(n) = s.next_element::<i64>()? {
+                    out.push(n);
+                }
+                Ok(RawAffinity::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `execute:`, the union of the fields of all four execute types. The schema says
@@ -292,6 +450,68 @@ struct Port(#[schemars(range(min = 1, max = 65535))] u16);
 #[derive(schemars::JsonSchema)]
 #[allow(dead_code)]
 struct HttpStatus(#[schemars(range(min = 100, max = 599))] u16);
+
+/// A user or group name as systemd accepts it in `User=`/`Group=`, or a number.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct AccountName(#[schemars(regex(pattern = r"^([a-zA-Z_][a-zA-Z0-9_-]{0,30}|[0-9]+)$"))] String);
+
+/// A percentage of one CPU.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Percent(#[schemars(regex(pattern = r"^\s*[0-9]+%\s*$"))] String);
+
+/// Bytes, or a size with K, M, G or T.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+#[schemars(untagged)]
+enum Bytes {
+    Number(u64),
+    Text(#[schemars(regex(pattern = r"^\s*[0-9]+[KMGT]?\s*$"))] String),
+}
+
+/// A niceness.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Nice(#[schemars(range(min = -20, max = 19))] i8);
+
+/// An I/O weight.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct IoWeight(#[schemars(range(min = 1, max = 10000))] u16);
+
+/// A real-time priority.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct RealtimePriority(#[schemars(range(min = 1, max = 99))] u8);
+
+/// Real-time policies.
+struct RealtimePolicy;
+
+impl schemars::JsonSchema for RealtimePolicy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RealtimePolicy".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        type_schema("Real-time scheduling policies.", &["fifo", "rr"])
+    }
+}
+
+impl schemars::JsonSchema for RawAffinity {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CpuAffinity".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "CPU numbers: a list, or a text of numbers and ranges (\"0-3\", \"0,2\").",
+            "oneOf": [
+                { "type": "array", "items": { "type": "integer", "minimum": 0 } },
+                { "type": "integer", "minimum": 0 },
+                { "type": "string", "pattern": "^\\s*[0-9]+(-[0-9]+)?(\\s*[, ]\\s*[0-9]+(-[0-9]+)?)*\\s*$" }
+            ]
+        })
+    }
+}
 
 /// A service name.
 #[derive(schemars::JsonSchema)]

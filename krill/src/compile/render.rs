@@ -197,7 +197,9 @@ pub fn render_service_unit(plan: &Plan, s: &PlannedService, target: Target) -> U
 }
 
 fn render_service(plan: &Plan, s: &PlannedService, header: &str, target: Target) -> String {
+    use crate::runtime::ready::ReadyKind;
     let x = &s.exec;
+    let r = &x.resources;
     let environment: Vec<String> = x.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let restart = match x.restart {
         Restart::Never => "no",
@@ -222,8 +224,40 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str, target: Target)
             socket => KRILL_SOCKET, compat_socket => UPSTREAM_SOCKET,
             stop_timeout => to_systemd(x.stop_timeout), watchdog => x.watchdog.map(to_systemd),
             success_exit_status => x.success_exit_status,
+            user => x.user.clone(), group => x.group.clone(), home_working_dir => x.home_working_dir,
+            exec_start_post => x.start_post.clone(),
+            exec_stop_hooks => x.stop_hooks.clone(), exec_stop_post => x.stop_post.clone(),
+            notify => x.ready.as_ref().is_some_and(|r| r.kind == ReadyKind::Notify),
+            start_timeout => x.ready.as_ref().map(|r| to_systemd(r.timeout)),
+            // A `user:` service's programs are found where its PATH says (≥ 250).
+            search_path => x.user.as_ref().and_then(|_| x.env.iter().find(|(k, _)| k == "PATH"))
+                .filter(|_| target.exec_search_path()).map(|(_, v)| v.clone()),
+            cpu_affinity => (!r.cpu_affinity.is_empty()).then(|| cpu_list(&r.cpu_affinity)),
+            cpu_quota => r.cpu_quota_percent.map(|p| format!("{p}%")),
+            memory_max => r.memory_max, memory_high => r.memory_high, nice => r.nice,
+            io_weight => r.io_weight, tasks_max => r.tasks_max,
+            rt_policy => r.realtime.map(|t| t.policy.as_systemd()), rt_priority => r.realtime.map(|t| t.priority),
         },
     )
+}
+
+/// `0-3 6` for CPUs 0, 1, 2, 3, 6: ranges as systemd writes them.
+fn cpu_list(cpus: &[u32]) -> String {
+    let mut out: Vec<String> = vec![];
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        out.push(if j > i {
+            format!("{}-{}", cpus[i], cpus[j])
+        } else {
+            cpus[i].to_string()
+        });
+        i = j + 1;
+    }
+    out.join(" ")
 }
 
 /// Renders every unit of a plan (spread over the cores: a 1000-service recipe is

@@ -51,6 +51,12 @@ impl Target {
         self.systemd >= 254
     }
 
+    /// systemd 250 and later look the program of `ExecStart=` up in `ExecSearchPath=`;
+    /// older ones only in their compiled-in path (`Environment=PATH=` never counts).
+    pub fn exec_search_path(self) -> bool {
+        self.systemd >= 250
+    }
+
     /// The systemd installed on this machine, which is the one that loads what the
     /// generator writes. `KRILL_SYSTEMD_VERSION` overrides it (to render for another
     /// robot). Found from the name of `libsystemd-shared-<version>.so`, which every

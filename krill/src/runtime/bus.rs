@@ -130,6 +130,22 @@ pub async fn unit_properties(
         .await
 }
 
+/// A service unit's `ExecStart=` command lines, each as its argv.
+pub async fn exec_start(conn: &zbus::Connection, unit: &str) -> zbus::Result<Vec<Vec<String>>> {
+    type Exec = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
+    let p = unit_properties(conn, &unit_path(unit)).await?;
+    let v = p
+        .get(
+            zbus::names::InterfaceName::from_static_str_unchecked(
+                "org.freedesktop.systemd1.Service",
+            ),
+            "ExecStart",
+        )
+        .await?;
+    let execs: Vec<Exec> = v.try_into()?;
+    Ok(execs.into_iter().map(|e| e.1).collect())
+}
+
 /// Whether this process runs as root: it then acts on systemd itself; everyone else
 /// reads, and asks krill-supervisor to act.
 pub fn is_root() -> bool {
@@ -281,6 +297,18 @@ pub async fn stop_workspace(conn: &zbus::Connection, ws: &str) -> zbus::Result<(
     }
 }
 
+/// A command of a unit's start that failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailedCommand {
+    /// `true`: an `ExecStartPost=` command; `false`: an `ExecStartPre=` one.
+    pub post: bool,
+    pub argv: Vec<String>,
+    /// How it ended, as `ExecMainCode`: 1 exited, 2 killed, 3 dumped core.
+    pub code: i32,
+    /// The exit status, or the signal.
+    pub status: i32,
+}
+
 /// systemd's view of one unit: the properties krill's status and the supervisor
 /// read. Timestamps are CLOCK_MONOTONIC µs unless named `_realtime_`; 0 means never.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -330,6 +358,10 @@ pub struct UnitFacts {
     pub memory_peak: Option<u64>,
     /// Tasks in the unit's cgroup (`TasksCurrent`).
     pub tasks: Option<u64>,
+    /// The `ExecStartPre=` or `ExecStartPost=` command that ran last, if it failed
+    /// (and is not prefixed `-`): a start stops at its first failing command, so the
+    /// one that ran last is the one that failed the latest start.
+    pub failed_start_command: Option<FailedCommand>,
 }
 
 /// systemd reports a figure it does not have as `u64::MAX`.
@@ -407,6 +439,25 @@ pub async fn unit_facts(
         Props::new()
     };
     let job: Option<(u32, OwnedObjectPath)> = get(&unit, "Job");
+    // (path, argv, ignore errors, start, start mono, exit, exit mono, pid, code, status)
+    type Exec = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
+    let failed_start_command = [("ExecStartPre", false), ("ExecStartPost", true)]
+        .into_iter()
+        .flat_map(|(prop, post)| {
+            get::<Vec<Exec>>(&svc, prop)
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |e| (post, e))
+        })
+        .filter(|(_, e)| e.4 > 0)
+        .max_by_key(|(_, e)| e.4)
+        .filter(|(_, e)| !e.2 && ((e.8 == 1 && e.9 != 0) || e.8 == 2 || e.8 == 3))
+        .map(|(post, e)| FailedCommand {
+            post,
+            argv: e.1,
+            code: e.8,
+            status: e.9,
+        });
     Ok(UnitFacts {
         load: get(&unit, "LoadState").unwrap_or_default(),
         load_error: get::<(String, String)>(&unit, "LoadError")
@@ -444,6 +495,7 @@ pub async fn unit_facts(
             })
         }),
         tasks: figure(get(&svc, "TasksCurrent")),
+        failed_start_command,
     })
 }
 

@@ -67,6 +67,9 @@ pub struct ManifestService {
     /// Its dependencies and the gates it waits on, in recipe order.
     #[serde(default)]
     pub waits_on: Vec<WaitsOn>,
+    /// `ready:` (when it counts as started); `None`: once spawned.
+    #[serde(default)]
+    pub ready: Option<crate::runtime::ready::Ready>,
 }
 
 /// One dependency of a service, as its gate implements it.
@@ -206,6 +209,10 @@ mod tests {
                 gpu: false,
                 container_slice: Some("krill-ws-a.slice".into()),
                 waits_on: vec![],
+                ready: Some(crate::runtime::ready::Ready {
+                    kind: crate::runtime::ready::ReadyKind::Tcp(80),
+                    timeout: std::time::Duration::from_secs(5),
+                }),
             }],
         };
         let rejected = vec![Rejected {

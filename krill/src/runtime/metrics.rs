@@ -272,6 +272,8 @@ mod tests {
                         tasks: Some(4),
                     }),
                     last_failure: None,
+                    depends_on: vec![],
+                    dependents: vec![],
                     ok: false,
                 }],
             }],

@@ -127,8 +127,22 @@ pub struct ServiceStatus {
     pub resources: Option<Resources>,
     /// The latest failure, whatever run it belongs to.
     pub last_failure: Option<Failure>,
+    /// What it waits for before it starts, in recipe order.
+    #[serde(default)]
+    pub depends_on: Vec<Dependency>,
+    /// The services of its workspace that wait for it directly.
+    #[serde(default)]
+    pub dependents: Vec<String>,
     /// Whether this service is as intended (running and healthy, or finished cleanly).
     pub ok: bool,
+}
+
+/// One dependency of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub service: String,
+    /// `started` or `healthy`.
+    pub condition: crate::runtime::names::Condition,
 }
 
 /// The resources a running service uses. A figure systemd does not have is `null`.
@@ -193,7 +207,14 @@ pub fn assemble(m: &Manifest, facts: &Facts, records: &Records) -> WorkspaceStat
         .iter()
         .map(|s| {
             let u = facts.units.get(&s.unit).unwrap_or(&none);
-            service(s, u, facts, records)
+            let mut st = service(s, u, facts, records);
+            st.dependents = m
+                .services
+                .iter()
+                .filter(|d| d.waits_on.iter().any(|w| w.service == s.name))
+                .map(|d| d.name.clone())
+                .collect();
+            st
         })
         .collect();
     let estop = records.estop(&m.workspace).filter(|(at, _)| {
@@ -306,6 +327,15 @@ fn service(s: &ManifestService, u: &UnitFacts, facts: &Facts, records: &Records)
             tasks: u.tasks,
         }),
         last_failure,
+        depends_on: s
+            .waits_on
+            .iter()
+            .map(|w| Dependency {
+                service: w.service.clone(),
+                condition: w.condition,
+            })
+            .collect(),
+        dependents: vec![],
         ok,
     }
 }
@@ -440,6 +470,33 @@ pub fn signal_name(n: i32) -> String {
         .unwrap_or_else(|| format!("signal {n}"))
 }
 
+/// `pre_start hook failed: /opt/check exited with code 2`: a command of the start
+/// that failed, named by the recipe's hook (krill's own `on-restart` wrapper is
+/// looked through).
+fn failed_hook(c: &crate::runtime::bus::FailedCommand) -> String {
+    let on_restart = c.argv.get(1).map(String::as_str) == Some("hook")
+        && c.argv.get(2).map(String::as_str) == Some("on-restart");
+    let (hook, argv) = match (c.post, on_restart) {
+        (_, true) => (
+            "on_restart",
+            c.argv
+                .iter()
+                .skip_while(|a| *a != "--")
+                .skip(1)
+                .cloned()
+                .collect(),
+        ),
+        (false, false) => ("pre_start", c.argv.clone()),
+        (true, false) => ("post_start", c.argv.clone()),
+    };
+    let how = match c.code {
+        1 => format!("exited with code {}", c.status),
+        3 => format!("killed by {} (core dumped)", signal_name(c.status)),
+        _ => format!("killed by {}", signal_name(c.status)),
+    };
+    format!("{hook} hook failed: {} {how}", printable(&argv.join(" ")))
+}
+
 /// The reason of a run that a stop job ended.
 const OPERATOR: &str = "stopped by an operator";
 
@@ -467,6 +524,16 @@ pub fn end_of_run(s: &ManifestService, u: &UnitFacts) -> Option<String> {
 /// How the latest run ended, with the heartbeat timeout spelled out for a watchdog
 /// kill.
 fn run_end(s: &ManifestService, u: &UnitFacts) -> Option<String> {
+    if let (Some(r), "timeout") = (&s.ready, u.result.as_str()) {
+        return Some(format!(
+            "not ready within {}: waited for {}",
+            secs(r.timeout.as_micros() as u64),
+            r.what()
+        ));
+    }
+    if let Some(c) = &u.failed_start_command {
+        return Some(failed_hook(c));
+    }
     if u.result != "watchdog" {
         return end_of_run(s, u);
     }
@@ -663,7 +730,8 @@ pub fn printable(s: &str) -> String {
     out
 }
 
-fn human_duration(s: Option<u64>) -> String {
+/// `42s`, `5m`, `3h` (rounded down); `-` when unknown.
+pub fn human_duration(s: Option<u64>) -> String {
     match s {
         None => "-".into(),
         Some(s) if s < 120 => format!("{s}s"),
@@ -673,7 +741,7 @@ fn human_duration(s: Option<u64>) -> String {
 }
 
 /// CPU over the last interval (`12%`), else the run's CPU time (`3.2s`), else `-`.
-fn cpu_cell(r: Option<&Resources>) -> String {
+pub fn cpu_cell(r: Option<&Resources>) -> String {
     match r {
         Some(Resources {
             cpu_percent: Some(p),

@@ -32,6 +32,10 @@ fn main() -> std::io::Result<()> {
     write_man(&cmd, "krill-ctl", &man)?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         write_man(sub, &format!("krill-{}", sub.get_name()), &man)?;
+        // Upstream's name of the live view is a command of its own (a link).
+        if sub.get_name() == "top" {
+            write_man(sub, "krill-tui", &man)?;
+        }
     }
     for bin in ["krill", "krill-ctl"] {
         for (shell, file) in [

@@ -60,6 +60,86 @@ pub struct Service {
     pub critical: bool,
     /// Default false. Check for a usable GPU before every start.
     pub gpu: bool,
+    /// Krill extension: the user it runs as (`User=`); `None`: root.
+    pub user: Option<String>,
+    /// Krill extension: its primary group (`Group=`); `None`: the user's.
+    pub group: Option<String>,
+    /// Whether `execute.working_dir` is written (else it is the recipe's directory, and
+    /// a `user:` service starts in its home instead).
+    pub working_dir_written: bool,
+    /// Where `user:`, `group:` and `resources.cpu_affinity:` are written: the
+    /// machine checks ([`Recipe::machine_problems`]) point there.
+    pub ext_pos: ExtensionPositions,
+    /// Krill extension: its limits; all `None`/empty by default (no limit).
+    pub resources: Resources,
+    /// Krill extension: when it counts as started; `None`: once spawned.
+    pub ready: Option<crate::runtime::ready::Ready>,
+    /// Krill extension: commands around its life; empty by default.
+    pub hooks: Hooks,
+}
+
+/// `hooks:` (a krill extension): argv lists, in recipe order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    pub pre_start: Vec<Vec<String>>,
+    pub post_start: Vec<Vec<String>>,
+    pub pre_stop: Vec<Vec<String>>,
+    pub post_stop: Vec<Vec<String>>,
+    pub on_restart: Vec<Vec<String>>,
+}
+
+/// Positions of the fields [`Recipe::machine_problems`] checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtensionPositions {
+    pub user: Pos,
+    pub group: Pos,
+    pub cpu_affinity: Pos,
+}
+
+/// `resources:` (a krill extension). `None` or empty: systemd's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// CPU numbers, sorted, each once (`CPUAffinity=`).
+    pub cpu_affinity: Vec<u32>,
+    /// % of one CPU per second (`CPUQuota=`), at least 1.
+    pub cpu_quota_percent: Option<u32>,
+    /// Bytes (`MemoryMax=`).
+    pub memory_max: Option<u64>,
+    /// Bytes (`MemoryHigh=`).
+    pub memory_high: Option<u64>,
+    /// -20 to 19 (`Nice=`).
+    pub nice: Option<i8>,
+    /// 1 to 10000 (`IOWeight=`).
+    pub io_weight: Option<u16>,
+    /// At least 1 (`TasksMax=`).
+    pub tasks_max: Option<u32>,
+    pub realtime: Option<Realtime>,
+}
+
+/// Real-time scheduling (`CPUSchedulingPolicy=`, `CPUSchedulingPriority=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Realtime {
+    /// `fifo` or `rr`.
+    pub policy: RealtimePolicy,
+    /// 1 to 99.
+    pub priority: u8,
+}
+
+/// A real-time scheduling policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RealtimePolicy {
+    Fifo,
+    RoundRobin,
+}
+
+impl RealtimePolicy {
+    /// systemd's name (`CPUSchedulingPolicy=`).
+    pub fn as_systemd(self) -> &'static str {
+        match self {
+            RealtimePolicy::Fifo => "fifo",
+            RealtimePolicy::RoundRobin => "rr",
+        }
+    }
 }
 
 /// How a service runs. Working directories are absolute after validation.
@@ -226,6 +306,57 @@ impl Recipe {
         Recipe::parse(&text, path)
     }
 
+    /// What this machine lacks for the recipe: a `user:` or `group:` it does not
+    /// have, CPUs of an affinity beyond its CPU count. Errors for `krill install`,
+    /// warnings for `render` and the generator (the recipe may be meant for another
+    /// machine, or the account may come later).
+    pub fn machine_problems(&self) -> Vec<Diagnostic> {
+        use crate::runtime::host;
+        let cpus = host::cpu_count();
+        let mut out = vec![];
+        for (name, s) in &self.services {
+            let field = |f: &str| format!("services.{name}.{f}");
+            if let Some(u) = &s.user {
+                if host::user(u).is_none() {
+                    out.push(Diagnostic::new(
+                        s.ext_pos.user,
+                        field("user"),
+                        format!("no user {u:?} on this machine"),
+                    ));
+                }
+            }
+            if let Some(g) = &s.group {
+                if !host::group_exists(g) {
+                    out.push(Diagnostic::new(
+                        s.ext_pos.group,
+                        field("group"),
+                        format!("no group {g:?} on this machine"),
+                    ));
+                }
+            }
+            if let (Some(max), Some(n)) = (s.resources.cpu_affinity.last(), cpus) {
+                if *max >= n {
+                    out.push(Diagnostic::new(
+                        s.ext_pos.cpu_affinity,
+                        field("resources.cpu_affinity"),
+                        format!(
+                            "CPU {max} does not exist: this machine has {n} (0 to {})",
+                            n - 1
+                        ),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// This recipe with [`Recipe::machine_problems`] added to its warnings.
+    pub fn with_machine_warnings(mut self) -> Recipe {
+        let lacking = self.machine_problems();
+        self.warnings.extend(lacking);
+        self
+    }
+
     /// Validates recipe text; `source` names the file in errors and anchors relative
     /// paths.
     pub fn parse(text: &str, source: &Path) -> Result<Recipe, RecipeError> {
@@ -272,6 +403,33 @@ mod tests {
 
     fn parse(yaml: &str) -> Recipe {
         Recipe::parse(yaml, Path::new("/robot/ws.yaml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_machine_lacks_a_user_a_group_or_a_cpu() {
+        let r = parse(
+            "version: \"1\"\nname: ws\nservices:\n  a:\n    execute: {type: shell, command: x}\n    user: krill-no-such-user\n    group: krill-no-such-group\n    resources: {cpu_affinity: [0, 8191]}\n  b:\n    execute: {type: shell, command: x}\n    user: root\n    resources: {cpu_affinity: 0}\n",
+        );
+        let p = r.machine_problems();
+        let text: Vec<String> = p
+            .iter()
+            .map(|d| d.display_in("ws.yaml").to_string())
+            .collect();
+        assert_eq!(p.len(), 3, "{text:?}");
+        assert_eq!(
+            text[0],
+            "ws.yaml:6:11: services.a.user: no user \"krill-no-such-user\" on this machine"
+        );
+        assert!(
+            text[1].starts_with("ws.yaml:7:12: services.a.group: no group"),
+            "{text:?}"
+        );
+        assert!(
+            text[2].starts_with(
+                "ws.yaml:8:31: services.a.resources.cpu_affinity: CPU 8191 does not exist"
+            ),
+            "{text:?}"
+        );
     }
 
     fn err(yaml: &str) -> String {

@@ -7,6 +7,8 @@ pub(crate) mod dependencies;
 mod execute;
 mod health;
 mod policy;
+mod ready;
+pub(crate) mod resources;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -243,6 +245,60 @@ impl Validator {
             policy,
             critical: s.critical.as_ref().is_some_and(|c| c.value),
             gpu: s.gpu.as_ref().is_some_and(|c| c.value),
+            user: s
+                .user
+                .as_ref()
+                .map(|u| self.account(u, &format!("{field}.user"), "user")),
+            group: s
+                .group
+                .as_ref()
+                .map(|g| self.account(g, &format!("{field}.group"), "group")),
+            resources: s
+                .resources
+                .as_ref()
+                .map(|r| self.resources(r, &format!("{field}.resources")))
+                .unwrap_or_default(),
+            ready: s
+                .ready
+                .as_ref()
+                .and_then(|r| self.ready(r, &format!("{field}.ready"), base)),
+            hooks: s
+                .hooks
+                .as_ref()
+                .map(|h| self.hooks(h, &format!("{field}.hooks"), base))
+                .unwrap_or_default(),
+            working_dir_written: s.execute.working_dir.is_some(),
+            ext_pos: super::ExtensionPositions {
+                user: s.user.as_ref().map(pos).unwrap_or_default(),
+                group: s.group.as_ref().map(pos).unwrap_or_default(),
+                cpu_affinity: s
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.cpu_affinity.as_ref())
+                    .map(pos)
+                    .unwrap_or_default(),
+            },
+        }
+    }
+}
+
+impl Validator {
+    fn hooks(&mut self, h: &raw::RawHooks, field: &str, base: &Path) -> super::Hooks {
+        let mut list = |v: &Option<Vec<raw::SString>>, name: &str| -> Vec<Vec<String>> {
+            v.iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, c)| {
+                    resolve_program(self.command(c, &format!("{field}.{name}[{i}]")), base)
+                })
+                .collect()
+        };
+        super::Hooks {
+            pre_start: list(&h.pre_start, "pre_start"),
+            post_start: list(&h.post_start, "post_start"),
+            pre_stop: list(&h.pre_stop, "pre_stop"),
+            post_stop: list(&h.post_stop, "post_stop"),
+            on_restart: list(&h.on_restart, "on_restart"),
         }
     }
 }
