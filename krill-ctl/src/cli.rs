@@ -221,6 +221,10 @@ pub enum Cmd {
     Logs {
         /// NAME, NAME/SERVICE, or a SERVICE name that is unique across workspaces.
         name: String,
+        /// Print the `log_dir:` files instead of the journal: the workspace's merged
+        /// timeline, or the service's own file, rotated copies first.
+        #[arg(long)]
+        files: bool,
         /// Passed to journalctl.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -269,6 +273,13 @@ pub enum Cmd {
         /// The hook's argv.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// (used by krill-logs@.service) Write workspace WORKSPACE's `log_dir:` files from
+    /// the journal.
+    #[command(hide = true, name = "log-files")]
+    LogFiles {
+        /// The workspace.
+        workspace: String,
     },
     /// (used by gpu services' ExecStartPre=) Fail unless a GPU is usable.
     #[command(name = "gpu-check")]

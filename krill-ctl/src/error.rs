@@ -24,6 +24,9 @@ pub enum Error {
     Journal(std::io::Error),
     #[error(transparent)]
     Bus(Box<crate::bus::Error>),
+    /// The `log_dir:` writer or reader.
+    #[error("log files: {0}")]
+    LogFiles(String),
     #[error("cannot use the terminal: {0}")]
     Terminal(std::io::Error),
 }

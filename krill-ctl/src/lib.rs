@@ -16,6 +16,7 @@ pub mod gate;
 pub mod gpu;
 pub mod inspect;
 pub mod install;
+pub mod logfiles;
 pub mod logs;
 pub mod metrics;
 pub mod ready;

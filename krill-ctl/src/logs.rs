@@ -167,6 +167,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
+            ..Default::default()
         };
         let mut l = Loaded::default();
         l.workspaces.insert("a".into(), ws("a", &["lidar", "nav"]));

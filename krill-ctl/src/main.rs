@@ -318,7 +318,27 @@ fn run(cli: Cli) -> Result<u8, Error> {
             report_skipped(&r.skipped_recipes);
             Ok(if r.failed.is_empty() { 0 } else { 1 })
         }
-        Cmd::Logs { name, args } => {
+        Cmd::Logs {
+            name,
+            files: true,
+            args,
+        } => {
+            if !krill_ctl::remote::current().is_local() {
+                return Err(Error::Usage(
+                    "--files reads this machine's files; run `krill logs --files` on that host"
+                        .into(),
+                ));
+            }
+            if !args.is_empty() {
+                return Err(Error::Usage(
+                    "--files takes no journalctl options (pipe it to grep, tail or less)".into(),
+                ));
+            }
+            krill_ctl::logfiles::show(&name, &mut std::io::stdout().lock())?;
+            Ok(0)
+        }
+        Cmd::LogFiles { workspace } => krill_ctl::logfiles::run(&workspace),
+        Cmd::Logs { name, args, .. } => {
             let host = krill_ctl::remote::current();
             let units = if host.is_local() {
                 krill_ctl::logs::units(&name)?

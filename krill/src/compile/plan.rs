@@ -37,6 +37,7 @@ use petgraph::visit::Dfs;
 use crate::compile::error::{Pos, RecipeError};
 use crate::compile::exec::{self, ExecPlan};
 use crate::compile::recipe::{cycle_diagnostic, topological_order, Recipe};
+use crate::runtime::logfiles;
 use crate::runtime::manifest::{Manifest, ManifestService, WaitsOn};
 use crate::runtime::names::{self, Condition};
 
@@ -189,6 +190,15 @@ impl Plan {
                 gpu: s.exec.gpu,
                 container_slice: s.exec.container_slice.clone(),
                 ready: s.exec.ready.clone(),
+                user: s.exec.user.clone(),
+                log_file: self.recipe.logs.as_ref().and_then(|l| {
+                    let home = logfiles::home_of(s.exec.user.as_deref())?;
+                    Some(logfiles::service_file(
+                        &l.dir.resolve(&home),
+                        self.workspace(),
+                        &s.name,
+                    ))
+                }),
                 waits_on: self.recipe.services[&s.name]
                     .dependencies
                     .iter()
@@ -206,6 +216,14 @@ impl Plan {
             slice: self.slice.clone(),
             source: self.recipe.source.clone(),
             services,
+            logs: self.recipe.logs.as_ref().map(|l| logfiles::ManifestLogs {
+                timeline: logfiles::timeline_file(
+                    &l.dir.resolve(&logfiles::home_of(None).unwrap_or_default()),
+                    self.workspace(),
+                ),
+                max_bytes: l.max_bytes,
+                keep: l.keep,
+            }),
         }
     }
 
@@ -263,6 +281,9 @@ impl Plan {
             out.push(s.unit.clone());
             out.extend(s.gates.values().cloned());
             out.extend(s.on_failure.iter().cloned());
+        }
+        if self.recipe.logs.is_some() {
+            out.push(names::log_writer(self.workspace()));
         }
         out
     }
@@ -327,5 +348,33 @@ mod tests {
             "KRILL_SOCKET".into(),
             crate::runtime::paths::KRILL_SOCKET.into()
         )));
+        assert_eq!(m.logs, None);
+        assert_eq!(a.log_file, None);
+    }
+
+    #[test]
+    fn log_files_go_to_each_users_home() {
+        use std::path::Path;
+        let d = tempfile::tempdir().unwrap();
+        let recipe = d.path().join("ws.yaml");
+        std::fs::write(
+            &recipe,
+            "version: \"1\"\nname: ws\nlog_dir: ~/logs\nservices:\n  a:\n    execute: {type: shell, command: /bin/true}\n  b:\n    execute: {type: shell, command: /bin/true}\n    user: daemon\n",
+        )
+        .unwrap();
+        let plan = crate::compile::compile(&recipe).unwrap();
+        let m = plan.manifest();
+        let root = crate::runtime::logfiles::home_of(None).unwrap();
+        let daemon = crate::runtime::host::user("daemon").unwrap().home;
+        let logs = m.logs.as_ref().unwrap();
+        assert_eq!(logs.timeline, root.join("logs/ws.timeline.log"));
+        assert_eq!(logs.max_bytes, crate::runtime::logfiles::DEFAULT_MAX_BYTES);
+        let file = |u: &str| m.service_by_unit(u).unwrap().log_file.clone().unwrap();
+        assert_eq!(file("krill-ws-a.service"), root.join("logs/ws/a.log"));
+        assert_eq!(file("krill-ws-b.service"), daemon.join("logs/ws/b.log"));
+        assert!(!file("krill-ws-b.service").starts_with(Path::new("/root")));
+        assert!(plan
+            .all_units()
+            .contains(&"krill-logs@ws.service".to_owned()));
     }
 }

@@ -32,9 +32,15 @@ pub struct RawRecipe {
     #[schemars(with = "String")]
     pub name: SString,
     #[serde(default)]
-    /// Accepted for compatibility; krill logs to the journal.
+    /// Directory of per-service log files, besides the journal: DIR/<name>/<service>.log
+    /// and the merged DIR/<name>.timeline.log. `~` is the home of the user each
+    /// service runs as; a relative path is under the recipe's directory.
     #[schemars(with = "Option<String>")]
     pub log_dir: Option<SString>,
+    /// Krill extension: when the files of `log_dir` rotate. Default: at 10M, keeping 5.
+    #[serde(default)]
+    #[schemars(with = "Option<RawLogRotate>")]
+    pub log_rotate: Option<Spanned<RawLogRotate>>,
     /// Krill extension: directory that relative paths resolve against. `krill install`
     /// fills it in, so that an installed copy still finds the original directory.
     #[serde(default)]
@@ -47,6 +53,21 @@ pub struct RawRecipe {
     /// Services by name (^[a-zA-Z0-9_-]+$).
     #[schemars(with = "std::collections::BTreeMap<ServiceName, RawService>")]
     pub services: IndexMap<SString, RawService>,
+}
+
+/// `log_rotate:` (a krill extension).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogRotate {
+    /// Size at which a file is rotated: bytes, or with K, M, G (powers of 1024); at
+    /// least 1K. Default 10M.
+    #[serde(default)]
+    #[schemars(with = "Option<Bytes>")]
+    pub max_size: Option<Spanned<Scalar>>,
+    /// Rotated copies kept besides the live file, 0 to 100. Default 5.
+    #[serde(default)]
+    #[schemars(with = "Option<LogKeep>")]
+    pub keep: Option<Spanned<i64>>,
 }
 
 /// One entry under `services`.
@@ -460,6 +481,11 @@ struct AccountName(#[schemars(regex(pattern = r"^([a-zA-Z_][a-zA-Z0-9_-]{0,30}|[
 #[derive(schemars::JsonSchema)]
 #[allow(dead_code)]
 struct Percent(#[schemars(regex(pattern = r"^\s*[0-9]+%\s*$"))] String);
+
+/// Rotated copies kept.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct LogKeep(#[schemars(range(min = 0, max = 100))] u8);
 
 /// Bytes, or a size with K, M, G or T.
 #[derive(schemars::JsonSchema)]

@@ -10,6 +10,7 @@ use crate::compile::duration::to_systemd;
 use crate::compile::plan::{Plan, PlannedService};
 use crate::compile::recipe::Restart;
 use crate::compile::target::Target;
+use crate::runtime::names;
 use crate::runtime::paths::{KRILL_CTL, KRILL_SOCKET, UPSTREAM_SOCKET};
 
 /// Checks rendered unit text for what systemd would read differently than krill
@@ -175,7 +176,9 @@ pub fn render_workspace_units(plan: &Plan) -> Vec<Unit> {
             contents: render(
                 "target",
                 context! { header => header.as_str(), source => source.as_str(), description => format!("krill workspace {ws}"),
-                wants => plan.services.iter().map(|s| s.unit.clone()).collect::<Vec<_>>() },
+                wants => plan.services.iter().map(|s| s.unit.clone())
+                    .chain(plan.recipe.logs.as_ref().map(|_| names::log_writer(ws)))
+                    .collect::<Vec<_>>() },
             ),
         },
         Unit {

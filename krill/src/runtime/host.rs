@@ -18,6 +18,8 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub struct User {
     pub name: String,
     pub uid: u32,
+    /// Its primary group.
+    pub gid: u32,
     pub home: PathBuf,
 }
 
@@ -34,9 +36,11 @@ fn user_in(file: &Path, name: &str) -> Option<User> {
             return None;
         }
         let uid: u32 = f[2].parse().ok()?;
+        let gid: u32 = f[3].parse().ok()?;
         (f[0] == name || name.parse::<u32>() == Ok(uid)).then(|| User {
             name: f[0].to_owned(),
             uid,
+            gid,
             home: PathBuf::from(f[5]),
         })
     })

@@ -36,6 +36,9 @@ pub struct Manifest {
     pub source: PathBuf,
     /// In plan order (dependencies first).
     pub services: Vec<ManifestService>,
+    /// `log_dir:`: the timeline and rotation; `None`: the journal only.
+    #[serde(default)]
+    pub logs: Option<crate::runtime::logfiles::ManifestLogs>,
 }
 
 /// One generated service: what the supervisor and status need at runtime.
@@ -70,6 +73,13 @@ pub struct ManifestService {
     /// `ready:` (when it counts as started); `None`: once spawned.
     #[serde(default)]
     pub ready: Option<crate::runtime::ready::Ready>,
+    /// `user:`; `None`: the manager's own user (root for the system).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Its file under `log_dir:`; `None` without `log_dir`, or when its user's home is
+    /// not known here.
+    #[serde(default)]
+    pub log_file: Option<PathBuf>,
 }
 
 /// One dependency of a service, as its gate implements it.
@@ -107,6 +117,12 @@ pub fn generator_dir() -> PathBuf {
 /// The manifest directory: [`SUBDIR`] of [`generator_dir`].
 pub fn dir() -> PathBuf {
     generator_dir().join(SUBDIR)
+}
+
+/// The manifest of workspace `ws` in [`dir`], if systemd loaded it and it reads.
+pub fn read_workspace(ws: &str) -> Option<Manifest> {
+    let text = std::fs::read(dir().join(format!("{ws}.json"))).ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 /// Writes `manifests` and the list of `rejected` recipes into `generator_dir/krill/`.
@@ -213,7 +229,14 @@ mod tests {
                     kind: crate::runtime::ready::ReadyKind::Tcp(80),
                     timeout: std::time::Duration::from_secs(5),
                 }),
+                user: Some("robot".into()),
+                log_file: Some("/home/robot/logs/ws/a.log".into()),
             }],
+            logs: Some(crate::runtime::logfiles::ManifestLogs {
+                timeline: "/root/logs/ws.timeline.log".into(),
+                max_bytes: 1024,
+                keep: 1,
+            }),
         };
         let rejected = vec![Rejected {
             file: "/etc/krill/recipes/bad.yaml".into(),

@@ -8,6 +8,7 @@ pub mod estop;
 pub mod files;
 pub mod host;
 pub mod installed;
+pub mod logfiles;
 pub mod manifest;
 pub mod metrics;
 pub mod names;

@@ -81,6 +81,13 @@ pub fn on_failure(ws: &str, s: &str, critical: bool) -> String {
     format!("krill-{kind}@krill-{ws}-{s}.service")
 }
 
+/// `krill-logs@W.service`: writes the workspace's `log_dir:` files
+/// ([`crate::runtime::logfiles`]). Its template is `PartOf=krill-%i.target`, so the
+/// instance is the workspace name as written (a `-` needs no escaping in an instance).
+pub fn log_writer(ws: &str) -> String {
+    format!("krill-logs@{ws}.service")
+}
+
 /// The service unit a gate or handler instance is about
 /// (`krill-healthy@krill-w-a.service` → `krill-w-a.service`).
 pub fn instance_of(unit: &str) -> Option<&str> {

@@ -36,8 +36,9 @@ pub struct Recipe {
     /// Directory that relative paths resolve against: `base_dir:` if set, else the
     /// directory of `source`.
     pub base_dir: PathBuf,
-    /// `log_dir:` as written. Krill logs to the journal; this is kept for compatibility.
-    pub log_dir: Option<String>,
+    /// `log_dir:` (and the extension `log_rotate:`): per-service log files besides the
+    /// journal; `None`: the journal only.
+    pub logs: Option<crate::runtime::logfiles::LogFiles>,
     /// Global environment, in recipe order.
     pub env: Vec<(String, String)>,
     /// Services in recipe order.

@@ -344,7 +344,7 @@ mod tests {
             [
                 "r.yaml:5:5: services.a: missing field `execute`",
                 "r.yaml:6:19: services.a.dependencies: expected a list, found a map",
-                "r.yaml:7:1: foo: unknown field `foo`: expected one of base_dir, env, log_dir, name, services, version",
+                "r.yaml:7:1: foo: unknown field `foo`: expected one of base_dir, env, log_dir, log_rotate, name, services, version",
             ]
         );
     }

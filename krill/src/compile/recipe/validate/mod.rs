@@ -6,6 +6,7 @@
 pub(crate) mod dependencies;
 mod execute;
 mod health;
+mod logs;
 mod policy;
 mod ready;
 pub(crate) mod resources;
@@ -160,10 +161,7 @@ impl Validator {
                 std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned())
             }
         };
-        let log_dir = r
-            .log_dir
-            .as_ref()
-            .map(|l| self.text(l, "log_dir", "log_dir"));
+        let logs = self.logs(&r, &base_dir);
         let mut env = Vec::new();
         for (k, v) in &r.env {
             env.push(self.env_entry(k, v, &format!("env.{}", k.value)));
@@ -188,7 +186,7 @@ impl Validator {
             name: r.name.value.clone(),
             source: source.to_owned(),
             base_dir,
-            log_dir,
+            logs,
             env,
             services,
             warnings: vec![],
