@@ -333,3 +333,127 @@ fn hooks_run_in_order_on_restart_only_on_automatic_restarts_and_a_failing_pre_st
     );
     assert_eq!(c.num("krill-hk-arm.service", "NRestarts"), 1);
 }
+
+const LOGS: &str = r#"
+version: "1"
+name: logs
+log_dir: ~/.krill/logs
+log_rotate: {max_size: 2K, keep: 2}
+services:
+  talker:
+    execute: {type: shell, command: /opt/talk.sh}
+  quiet:
+    execute: {type: shell, command: /opt/once.sh}
+    user: robot
+  sneaky:
+    execute: {type: shell, command: /opt/once.sh}
+    user: robot
+"#;
+
+/// The talker's numbers in its files, oldest first.
+fn talk_numbers(files: &str) -> Vec<u64> {
+    files
+        .lines()
+        .filter_map(|l| l.split_once(" talk ").map(|(_, n)| n.trim()))
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+#[test]
+fn log_files_appear_per_user_rotate_and_merge_into_a_timeline_without_loss() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("rp-logs");
+    add_robot_user(&c);
+    c.write(
+        "/opt/talk.sh",
+        "#!/bin/sh\nwhile [ ! -e /run/talk-go ]; do sleep 0.1; done\ni=0\nwhile :; do i=$((i+1)); echo \"talk $i\"; sleep 0.02; done\n",
+    );
+    c.write(
+        "/opt/once.sh",
+        "#!/bin/sh\necho \"$KRILL_SERVICE says hi as $(id -un)\"\nexec sleep infinity\n",
+    );
+    c.ok("chmod 755 /opt/talk.sh /opt/once.sh");
+    // A hostile user points the file root would write at /etc/shadow.
+    c.ok("install -d -o robot -g robot /home/robot/.krill /home/robot/.krill/logs /home/robot/.krill/logs/logs && ln -s /etc/shadow /home/robot/.krill/logs/logs/sneaky.log && chown -h robot: /home/robot/.krill/logs/logs/sneaky.log");
+    let shadow = c.ok("sha256sum /etc/shadow");
+    c.install_ok("logs", LOGS, "--now");
+    let root_dir = "/root/.krill/logs";
+    let talker = format!("{root_dir}/logs/talker.log");
+    let timeline = format!("{root_dir}/logs.timeline.log");
+    // Before the talker floods the 2K files: a user: service's file is in that
+    // user's home and belongs to that user.
+    let quiet = "/home/robot/.krill/logs/logs/quiet.log";
+    c.wait_for("quiet.log", Duration::from_secs(30), || {
+        std::fs::read_to_string(c.path(quiet)).is_ok_and(|t| t.contains("quiet says hi as robot"))
+    });
+    assert_eq!(c.ok(&format!("stat -c %U {quiet}")).trim(), "robot");
+    // The symlink was refused, as it would be for robot; shadow is untouched, and
+    // the line still reached the timeline and the journal.
+    c.wait_for("sneaky in the timeline", Duration::from_secs(30), || {
+        std::fs::read_to_string(c.path(&timeline))
+            .is_ok_and(|t| t.contains("sneaky: sneaky says hi as robot"))
+    });
+    assert_eq!(c.ok("sha256sum /etc/shadow"), shadow, "/etc/shadow changed");
+    assert!(c
+        .journal("-u krill-logs@logs.service")
+        .contains("sneaky.log"));
+    assert!(c
+        .journal("-u krill-logs-sneaky.service")
+        .contains("sneaky says hi"));
+    // systemd's lines about a service are in its file and in the timeline.
+    let t = std::fs::read_to_string(c.path(&timeline)).unwrap();
+    assert!(t.contains("quiet [systemd]: Start"), "{t}");
+    assert!(std::fs::read_to_string(c.path(quiet))
+        .unwrap()
+        .contains("[systemd] Start"));
+    // Rotation: at most 2K a file, two copies kept, a third never.
+    c.ok("touch /run/talk-go");
+    c.wait_for("talker.log rotated twice", Duration::from_secs(60), || {
+        c.path(&format!("{talker}.2")).exists()
+    });
+    for f in [talker.clone(), format!("{talker}.1"), format!("{talker}.2")] {
+        let size = std::fs::metadata(c.path(&f)).map(|m| m.len()).unwrap_or(0);
+        assert!(size <= 2048, "{f} is {size} bytes");
+    }
+    assert!(!c.path(&format!("{talker}.3")).exists());
+    // A restarted writer neither loses nor repeats a line: stop the talker, wait for
+    // systemd's stop line, and read every number kept.
+    c.ok("systemctl restart krill-logs@logs.service");
+    let before = talk_numbers(&c.ok("krill logs logs/talker --files"));
+    let last = *before.last().unwrap();
+    c.wait_for(
+        "lines after the writer's restart",
+        Duration::from_secs(30),
+        || {
+            talk_numbers(&c.ok("krill logs logs/talker --files"))
+                .last()
+                .is_some_and(|n| *n > last + 20)
+        },
+    );
+    c.ok("systemctl restart krill-logs@logs.service");
+    c.ok("systemctl stop krill-logs-talker.service");
+    c.wait_for(
+        "the talker's stop in its file",
+        Duration::from_secs(30),
+        || std::fs::read_to_string(c.path(&talker)).is_ok_and(|t| t.contains("[systemd] Stopped")),
+    );
+    let files = c.ok("krill logs logs/talker --files");
+    let n = talk_numbers(&files);
+    assert!(n.len() > 20, "{files}");
+    for w in n.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "a line lost or repeated:\n{files}");
+    }
+    // The merged timeline reads in time order across its rotated copies.
+    let merged = c.ok("krill logs logs --files");
+    let times: Vec<&str> = merged
+        .lines()
+        .filter(|l| l.starts_with("20"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(times.len() > 20, "{merged}");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{merged}");
+    // The journal still has everything.
+    assert!(c
+        .journal("-u krill-logs-talker.service")
+        .contains("talk 1\n"));
+}
