@@ -12,8 +12,9 @@ if command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ]; then
     # bookworm plus docker.io, for the real-engine test of `type: docker`.
     scripts/rootfs.sh bookworm docker >/dev/null 2>&1 &
     roots+=($!)
-    for suite in "${matrix[@]}"; do
-        scripts/rootfs.sh "$suite" >/dev/null 2>&1 &
+    # Each suite's root, and its copy with a session bus for user workspaces.
+    for suite in bookworm "${matrix[@]}"; do
+        scripts/rootfs.sh "$suite" user >/dev/null 2>&1 &
         roots+=($!)
     done
 fi

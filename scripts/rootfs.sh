@@ -8,6 +8,8 @@
 # docker.io engine, for the e2e tests of `type: docker` services in a real engine.
 # `rootfs.sh SUITE ops` prints SUITE-ops: the root plus what an operator's robot has
 # and the e2e tests of `krill top` and `krill fleet` drive: tmux, sshd and iproute2.
+# `rootfs.sh SUITE user` prints SUITE-user: the root plus a session bus and logind's
+# PAM module, for user workspaces (`krill --user`) of lingering users.
 set -euo pipefail
 suite=${1:?usage: rootfs.sh SUITE [docker]}
 variant=${2:-}
@@ -70,10 +72,15 @@ setup_ops() {
         >"$1/etc/systemd/system/ssh.service.d/keys.conf"
 }
 
+setup_user() {
+    :
+}
+
 base
 case $variant in
 "") echo "$cache/$suite" ;;
 docker) variant docker usr/sbin/dockerd docker.io ;;
 ops) variant ops usr/bin/tmux tmux openssh-server iproute2 ;;
-*) echo "rootfs.sh: unknown variant '$variant' (known: docker, ops)" >&2; exit 2 ;;
+user) variant user usr/lib/systemd/user/dbus.socket dbus-user-session libpam-systemd ;;
+*) echo "rootfs.sh: unknown variant '$variant' (known: docker, ops, user)" >&2; exit 2 ;;
 esac

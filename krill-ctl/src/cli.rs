@@ -32,6 +32,11 @@ pub struct Cli {
         conflicts_with = "host"
     )]
     pub machine: Option<String>,
+    /// Act on your own workspaces, run by your `systemd --user`: recipes in
+    /// ~/.config/krill/recipes, the heartbeat socket in $XDG_RUNTIME_DIR/krill. At boot
+    /// only with `loginctl enable-linger`.
+    #[arg(long, global = true, conflicts_with_all = ["host", "machine"])]
+    pub user: bool,
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
 }

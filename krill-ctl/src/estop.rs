@@ -113,10 +113,11 @@ pub fn run(name: Option<&str>, reason: &str) -> Result<Report, Error> {
         skipped_recipes: Loaded::read().rejected,
         ..Report::default()
     };
-    if kbus::is_root() {
+    // Root, or the owner of a user manager: stop through systemd directly.
+    if kbus::is_root() || krill::runtime::scope::is_user() {
         let stopped = bus::runtime()?.block_on(async {
             use krill::runtime::estop::{emergency_stop, Error as E, Via};
-            let conn = bounded(zbus::Connection::system())
+            let conn = bounded(krill::runtime::scope::bus())
                 .await
                 .and_then(Result::ok);
             // What systemd has loaded: from systemd, or without a bus from the

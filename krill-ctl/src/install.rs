@@ -13,16 +13,13 @@ use krill::compile::plan::{self, Plan};
 use krill::compile::render::render_plan;
 use krill::compile::target::Target;
 use krill::runtime::files::write_durable;
-use krill::runtime::installed::{discover, recipe_path, DEFAULT_ENABLED_DIR, DEFAULT_RECIPE_PATH};
+use krill::runtime::installed::{discover, enabled_dir, install_dir, recipe_path};
 use krill::runtime::records::{Kind, Records};
 use krill::{Recipe, RecipeError};
 
 use krill::runtime::bus::Job;
 
 use crate::bus::Systemd;
-
-/// Where `install` writes recipes: the first (highest-precedence) default directory.
-pub const INSTALL_DIR: &str = DEFAULT_RECIPE_PATH[0];
 
 /// Why an install-family command failed.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +146,7 @@ pub fn prepare(file: &Path) -> Result<(Plan, String), Error> {
         }
         .into());
     }
-    let target = Path::new(INSTALL_DIR).join(format!("{}.yaml", recipe.name));
+    let target = install_dir().join(format!("{}.yaml", recipe.name));
     let text = installed_text(&text, file, &recipe);
     // Re-validate exactly what will be written, as the generator will read it, and
     // render it: the generator would refuse a unit that systemd would misread.
@@ -257,13 +254,13 @@ pub fn install(file: &Path, opts: InstallOptions) -> Result<(Plan, Diff), Error>
     }
     crash_point("after-intent");
 
-    let dir = Path::new(INSTALL_DIR);
+    let dir = &install_dir();
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let dest = dir.join(format!("{ws}.yaml"));
     let backup = std::fs::read(&dest).ok();
     write_durable(dir, &format!("{ws}.yaml"), text.as_bytes()).map_err(io(&dest))?;
     if opts.enable {
-        let en = Path::new(DEFAULT_ENABLED_DIR);
+        let en = &enabled_dir();
         std::fs::create_dir_all(en).map_err(io(en))?;
         write_durable(en, &ws, b"").map_err(io(&en.join(&ws)))?;
     }
@@ -334,10 +331,13 @@ pub fn uninstall(ws: &str) -> Result<(), Error> {
     let Some(path) = found.get(ws) else {
         return Err(Error::Refused(format!("no workspace {ws:?} is installed")));
     };
-    if !path.starts_with(INSTALL_DIR) {
+    let install = install_dir();
+    if !path.starts_with(&install) {
         return Err(Error::Refused(format!(
-            "{} is not in {INSTALL_DIR}; mask it with `ln -s /dev/null {INSTALL_DIR}/{ws}.yaml` instead",
-            path.display()
+            "{} is not in {}; mask it with `ln -s /dev/null {}/{ws}.yaml` instead",
+            path.display(),
+            install.display(),
+            install.display()
         )));
     }
     let plan = krill::compile(path).ok();
@@ -347,7 +347,7 @@ pub fn uninstall(ws: &str) -> Result<(), Error> {
         sd.jobs(Job::Stop, &p.all_units(), true)?;
     }
     std::fs::remove_file(path).map_err(io(path))?;
-    let _ = std::fs::remove_file(Path::new(DEFAULT_ENABLED_DIR).join(ws));
+    let _ = std::fs::remove_file(enabled_dir().join(ws));
     sd.reload()?;
     if let Some(p) = &plan {
         let _ = sd.reset_failed(&p.all_units());

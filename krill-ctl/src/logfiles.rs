@@ -220,6 +220,10 @@ struct Entry {
     about: serde_json::Value,
     #[serde(rename = "_PID", default)]
     pid: serde_json::Value,
+    #[serde(rename = "_SYSTEMD_USER_UNIT", default)]
+    user_unit: serde_json::Value,
+    #[serde(rename = "USER_UNIT", default)]
+    user_about: serde_json::Value,
 }
 
 /// A journal field as text: a string, bytes (non-UTF-8 data, an array of numbers),
@@ -247,8 +251,13 @@ fn rfc3339(realtime_us: &str) -> String {
 
 /// Whom an entry is about: (unit, source), if it is one of ours.
 fn attribute(e: &Entry, files: &Files) -> Option<(String, Source)> {
-    let from_manager = text(&e.pid).as_deref() == Some("1");
-    let (unit, source) = if from_manager {
+    let (unit, source) = if krill::runtime::scope::is_user() {
+        // A user manager logs from its own init.scope, about USER_UNIT=.
+        match text(&e.user_unit)?.as_str() {
+            "init.scope" => (text(&e.user_about)?, Source::Manager),
+            u => (u.to_owned(), Source::Service),
+        }
+    } else if text(&e.pid).as_deref() == Some("1") {
         (text(&e.about)?, Source::Manager)
     } else {
         (text(&e.unit)?, Source::Service)
@@ -275,19 +284,28 @@ fn state_dir() -> PathBuf {
 
 fn journal(m: &Manifest, cursor: Option<&str>) -> std::io::Result<Child> {
     let mut cmd = Command::new("journalctl");
-    cmd.args([
-        "--follow",
-        "--output=json",
-        "--lines=all",
-        "--output-fields=MESSAGE,_SYSTEMD_UNIT,UNIT,_PID",
-    ]);
+    cmd.args(["--follow", "--output=json", "--lines=all"]);
     match cursor {
         Some(c) => cmd.arg(format!("--after-cursor={c}")),
         None => cmd.arg("--boot"),
     };
-    cmd.arg(format!("_SYSTEMD_SLICE={}", m.slice))
-        .args(["+", "_PID=1"])
-        .stdin(Stdio::null())
+    if krill::runtime::scope::is_user() {
+        cmd.args([
+            "--user",
+            "--output-fields=MESSAGE,_SYSTEMD_USER_UNIT,USER_UNIT",
+            &format!("_SYSTEMD_USER_SLICE={}", m.slice),
+            "+",
+            "_SYSTEMD_USER_UNIT=init.scope",
+        ]);
+    } else {
+        cmd.args([
+            "--output-fields=MESSAGE,_SYSTEMD_UNIT,UNIT,_PID",
+            &format!("_SYSTEMD_SLICE={}", m.slice),
+            "+",
+            "_PID=1",
+        ]);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
 }
@@ -334,8 +352,9 @@ pub fn run(ws: &str) -> Result<u8, Error> {
         if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
             let mut who = attribute(&e, &files);
             // A unit of ours the manifest does not know yet: the recipe changed.
-            let ours = text(&e.about)
-                .or_else(|| text(&e.unit))
+            let ours = [&e.about, &e.unit, &e.user_about, &e.user_unit]
+                .into_iter()
+                .find_map(text)
                 .is_some_and(|u| u.starts_with(&format!("krill-{ws}-")));
             if who.is_none() && ours && manifest_generation() != generation {
                 files.flush();

@@ -146,6 +146,9 @@ fn choose_host(cli: &Cli) -> Result<(), Error> {
 }
 
 fn run(cli: Cli) -> Result<u8, Error> {
+    if cli.user {
+        krill::runtime::scope::init(krill::runtime::scope::Scope::User);
+    }
     choose_host(&cli)?;
     let Some(cmd) = cli.cmd else {
         // Upstream's bare `krill` opens its view; ours prints the status.
@@ -347,6 +350,9 @@ fn run(cli: Cli) -> Result<u8, Error> {
             };
             // Every line names its unit, so a workspace's lines can be told apart.
             let mut argv: Vec<String> = vec!["journalctl".into(), "-o".into(), "with-unit".into()];
+            if krill::runtime::scope::is_user() {
+                argv.push("--user".into());
+            }
             for u in units {
                 argv.extend(["-u".into(), u]);
             }

@@ -136,7 +136,7 @@ impl Host {
     /// A connection to the host's system bus.
     pub async fn connect(&self) -> zbus::Result<zbus::Connection> {
         match self.address() {
-            None => zbus::Connection::system().await,
+            None => krill::runtime::scope::bus().await,
             Some(a) => zbus::connection::Builder::address(a)?.build().await,
         }
     }

@@ -140,16 +140,37 @@ pub fn write_plan(
         })
     })?;
     if enabled {
-        let wants = dir.join("multi-user.target.wants");
-        std::fs::create_dir_all(&wants)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", wants.display())))?;
-        let link = wants.join(&plan.target);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(format!("../{}", plan.target), &link)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", link.display())))?;
+        want(dir, boot_target(), &format!("../{}", plan.target))?;
     }
     Ok(units.len())
 }
+
+/// What a manager reaches at boot: `multi-user.target`, or a user manager's
+/// `default.target` (at boot only with lingering).
+fn boot_target() -> &'static str {
+    if krill::runtime::scope::is_user() {
+        "default.target"
+    } else {
+        "multi-user.target"
+    }
+}
+
+/// Links `dir/<wanted_by>.wants/<name of unit>` to `unit` (a path).
+fn want(dir: &Path, wanted_by: &str, unit: &str) -> std::io::Result<()> {
+    let wants = dir.join(format!("{wanted_by}.wants"));
+    std::fs::create_dir_all(&wants)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", wants.display())))?;
+    let name = Path::new(unit).file_name().unwrap_or_default();
+    let link = wants.join(name);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(unit, &link)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", link.display())))
+}
+
+/// A user's supervisor and heartbeat socket come with the user's workspaces: the
+/// package cannot enable them for every user, and a user without recipes needs none.
+/// (The system ones are enabled by the package.)
+const USER_UNIT_DIR: &str = "/usr/lib/systemd/user";
 
 /// The generator proper. Returns the process exit code: 0 when every recipe was
 /// generated (or there were none), 1 when some recipe was skipped. Besides the units
@@ -190,6 +211,17 @@ pub fn run(normal_dir: &Path, log: &mut Logger) -> i32 {
         }
     }
     let mut code = 0;
+    if krill::runtime::scope::is_user() && !generated.is_empty() {
+        for (by, unit) in [
+            ("sockets.target", "krill-supervisor.socket"),
+            ("default.target", "krill-supervisor.service"),
+        ] {
+            if let Err(e) = want(normal_dir, by, &format!("{USER_UNIT_DIR}/{unit}")) {
+                log.log(Priority::Err, &format!("cannot enable {unit}: {e}"));
+                code = 1;
+            }
+        }
+    }
     if let Some(text) = krill::compile::render::supervisor_dropin(target) {
         let dir = normal_dir.join("krill-supervisor.service.d");
         let written = std::fs::create_dir_all(&dir).and_then(|()| {

@@ -13,6 +13,13 @@ const USAGE: &str =
     "usage: krill-gen NORMAL_DIR [EARLY_DIR LATE_DIR]\n       krill-gen --dry-run RECIPE...";
 
 fn main() -> ExitCode {
+    // A user manager runs generators from `user-generators/` (and, from systemd 251
+    // on, says so in SYSTEMD_SCOPE): then recipes, output and socket are the user's.
+    let argv0 = std::env::args().next().unwrap_or_default();
+    if argv0.contains("/user-generators/") || std::env::var("SYSTEMD_SCOPE").as_deref() == Ok("user")
+    {
+        krill::runtime::scope::init(krill::runtime::scope::Scope::User);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("--dry-run") if args.len() > 1 => {

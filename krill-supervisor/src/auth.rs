@@ -26,9 +26,33 @@ pub fn cgroup_of_pid(pid: i32) -> Option<String> {
 }
 
 /// The cgroup systemd gives `unit` in `slice` (a `krill-W.slice`, a child of
-/// `krill.slice`).
+/// `krill.slice`), below the manager's own root ([`manager_root`]).
 pub fn unit_cgroup(slice: &str, unit: &str) -> String {
-    format!("/krill.slice/{slice}/{unit}")
+    format!("{}/krill.slice/{slice}/{unit}", manager_root())
+}
+
+/// Where this process's manager keeps its units: `` for PID 1, and for a user
+/// manager its `…/user@UID.service` cgroup, read once from our own cgroup.
+pub fn manager_root() -> &'static str {
+    static ROOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        if !krill::runtime::scope::is_user() {
+            return String::new();
+        }
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        user_manager_root(cgroup_in(&own).unwrap_or_default()).to_owned()
+    })
+}
+
+/// The `…/user@UID.service` prefix of a cgroup path inside a user manager.
+fn user_manager_root(path: &str) -> &str {
+    self_and_ancestors(path)
+        .find(|p| {
+            p.rsplit('/')
+                .next()
+                .is_some_and(|c| c.starts_with("user@") && c.ends_with(".service"))
+        })
+        .unwrap_or("")
 }
 
 /// `path` itself, then each ancestor up to the root, longest first.
@@ -45,6 +69,17 @@ pub fn self_and_ancestors(path: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_managers_units_are_below_its_service() {
+        assert_eq!(
+            user_manager_root(
+                "/user.slice/user-1000.slice/user@1000.service/app.slice/krill-supervisor.service"
+            ),
+            "/user.slice/user-1000.slice/user@1000.service"
+        );
+        assert_eq!(user_manager_root("/system.slice/krill-supervisor.service"), "");
+    }
 
     #[test]
     fn reads_the_v2_path() {

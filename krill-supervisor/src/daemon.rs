@@ -46,7 +46,7 @@ fn spawn_task<T: std::fmt::Debug + Send + 'static>(
 /// Runs the supervisor until it is stopped.
 pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let fds = listen_fds();
-    let conn = zbus::Connection::system().await?;
+    let conn = krill::runtime::scope::bus().await?;
     let manager = ManagerProxy::new(&conn).await?;
     manager.subscribe().await?;
     let ctx = Arc::new(Ctx {

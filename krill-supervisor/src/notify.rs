@@ -71,6 +71,10 @@ pub fn own(state: &str, fds: &[RawFd]) {
 /// Relays a watchdog ping for the service whose main process is `main_pid`, on
 /// `sock` (an unbound datagram socket kept for this).
 pub fn relay_watchdog(sock: &std::os::unix::net::UnixDatagram, main_pid: i32) -> nix::Result<()> {
+    // A user manager's units have no watchdog (nobody may speak for another pid).
+    if krill::runtime::scope::is_user() {
+        return Ok(());
+    }
     send_on(
         sock.as_raw_fd(),
         SYSTEMD_NOTIFY,
@@ -90,6 +94,9 @@ pub fn set_watchdog(
     main_pid: i32,
     timeout: Option<std::time::Duration>,
 ) -> nix::Result<()> {
+    if krill::runtime::scope::is_user() {
+        return Ok(());
+    }
     let state = match timeout {
         Some(t) => format!("WATCHDOG=1\nWATCHDOG_USEC={}", t.as_micros().max(1)),
         None => format!("WATCHDOG_USEC={}", u64::MAX),

@@ -29,6 +29,13 @@ pub async fn timer_loop(ctx: Arc<Ctx>) {
         for u in changed {
             tracing::warn!("{u}: heartbeat timed out");
             emit(&ctx, &u).await;
+            // A user manager takes no relayed pings, so its units have no watchdog:
+            // fail the run here, with SIGABRT as systemd's watchdog would.
+            if krill::runtime::scope::is_user() {
+                if let Err(e) = ctx.manager.kill_unit(&u, "main", libc::SIGABRT).await {
+                    tracing::error!("cannot fail {u}: {e}");
+                }
+            }
         }
         let due = ctx.sup().due_probes(now);
         for (unit, check, watched) in due {

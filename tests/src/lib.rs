@@ -210,6 +210,9 @@ pub enum Flavor {
     /// to the host with an address of its own ([`Container::ip`]): a robot an
     /// operator reaches over SSH.
     Ops,
+    /// Plus dbus-user-session and libpam-systemd (`scripts/rootfs.sh SUITE user`):
+    /// lingering users get their own `systemd --user` and session bus.
+    User,
 }
 
 /// The cached rootfs of [`suite`] in `flavor`, built on first use by
@@ -230,6 +233,9 @@ fn rootfs(flavor: Flavor) -> PathBuf {
         }
         Flavor::Ops => {
             cmd.arg("ops");
+        }
+        Flavor::User => {
+            cmd.arg("user");
         }
     }
     let out = cmd
@@ -413,7 +419,7 @@ impl Container {
             // runc joins a session keyring and attaches a device-cgroup BPF program;
             // nspawn's default seccomp filter and capability set forbid both.
             .args(match self.flavor {
-                Flavor::Plain | Flavor::Ops => &[][..],
+                Flavor::Plain | Flavor::Ops | Flavor::User => &[][..],
                 Flavor::Docker => {
                     &["--system-call-filter=@keyring bpf", "--capability=CAP_BPF"][..]
                 }

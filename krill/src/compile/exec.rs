@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::compile::recipe::{Execute, ExecuteKind, Policy, Recipe, Restart, Service};
 use crate::runtime::check::HealthCheck;
 use crate::runtime::names;
-use crate::runtime::paths::{KRILL_CTL, KRILL_SOCKET, UPSTREAM_SOCKET};
+use crate::runtime::paths::{self, KRILL_CTL, UPSTREAM_SOCKET};
+use crate::runtime::scope;
 
 /// Everything about running one service.
 #[derive(Debug, Clone, PartialEq)]
@@ -246,7 +247,12 @@ fn environment(recipe: &Recipe, name: &str) -> Vec<(String, String)> {
     let mut env = recipe.env.clone();
     env.push(("KRILL_WORKSPACE".into(), recipe.name.clone()));
     env.push(("KRILL_SERVICE".into(), name.into()));
-    env.push(("KRILL_SOCKET".into(), KRILL_SOCKET.into()));
+    env.push(("KRILL_SOCKET".into(), paths::socket()));
+    if scope::is_user() {
+        // The krill-ctl helpers a unit runs (GPU check, ready, hooks) act on the
+        // user's manager and records.
+        env.push((scope::ENV.into(), "user".into()));
+    }
     env
 }
 
@@ -392,8 +398,9 @@ fn docker(recipe: &Recipe, svc: &Service, d: &DockerRun) -> Command {
         argv.push(format!("--network={n}"));
     }
     argv.extend(d.volumes.iter().map(|v| format!("--volume={v}")));
-    for dst in [KRILL_SOCKET, UPSTREAM_SOCKET] {
-        argv.push(format!("--mount=type=bind,src={KRILL_SOCKET},dst={dst}"));
+    let socket = paths::socket();
+    for dst in [socket.as_str(), UPSTREAM_SOCKET] {
+        argv.push(format!("--mount=type=bind,src={socket},dst={dst}"));
     }
     argv.extend(d.ports.iter().map(|p| format!("--publish={p}")));
     argv.extend(recipe.env.iter().map(|(k, _)| format!("--env={k}")));

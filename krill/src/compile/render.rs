@@ -225,7 +225,10 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str, target: Target)
             restart_mode_direct => target.restart_mode_direct(),
             exited_after_stop => target.exec_stop_post_is_safe(),
             socket => KRILL_SOCKET, compat_socket => UPSTREAM_SOCKET,
-            stop_timeout => to_systemd(x.stop_timeout), watchdog => x.watchdog.map(to_systemd),
+            stop_timeout => to_systemd(x.stop_timeout),
+            // A user manager takes no relayed pings: the supervisor times heartbeats.
+            watchdog => x.watchdog.filter(|_| !target.user).map(to_systemd),
+            user_manager => target.user,
             success_exit_status => x.success_exit_status,
             user => x.user.clone(), group => x.group.clone(), home_working_dir => x.home_working_dir,
             exec_start_post => x.start_post.clone(),
@@ -303,8 +306,8 @@ mod tests {
 
     #[test]
     fn the_supervisor_keeps_its_fd_store_where_systemd_can() {
-        assert_eq!(supervisor_dropin(Target { systemd: 252 }), None);
-        let d = supervisor_dropin(Target { systemd: 257 }).unwrap();
+        assert_eq!(supervisor_dropin(Target { systemd: 252, user: false }), None);
+        let d = supervisor_dropin(Target { systemd: 257, user: false }).unwrap();
         assert!(
             d.ends_with("[Service]\nFileDescriptorStorePreserve=yes\n"),
             "{d}"

@@ -9,6 +9,11 @@ use std::path::Path;
 pub struct Target {
     /// systemd's major version, e.g. 252.
     pub systemd: u32,
+    /// A user's `systemd --user` (default false: PID 1). It cannot set up mount
+    /// namespaces (`PrivateTmp=`, `BindPaths=`), and nobody can relay a watchdog
+    /// ping to it on a service's behalf, so krill-supervisor enforces heartbeat
+    /// timeouts itself there.
+    pub user: bool,
 }
 
 /// Directories where distributions keep `libsystemd-shared-<version>.so`: Debian and
@@ -24,7 +29,18 @@ const SHARED_LIB_DIRS: &[&str] = &[
 impl Target {
     /// The oldest systemd krill supports: 247 (Debian 11). Units rendered for it load
     /// on every newer one.
-    pub const OLDEST: Target = Target { systemd: 247 };
+    pub const OLDEST: Target = Target {
+        systemd: 247,
+        user: false,
+    };
+
+    /// This target for the process's scope ([`crate::runtime::scope`]).
+    fn with_scope(self) -> Target {
+        Target {
+            user: crate::runtime::scope::is_user(),
+            ..self
+        }
+    }
 
     /// systemd 257 and later: `RestartMode=direct` keeps an automatic restart from
     /// passing through `failed`, so `OnFailure=` fires once, at the final failure,
@@ -71,12 +87,16 @@ impl Target {
                 .ok()
                 .and_then(|v| v.trim().parse().ok())
             {
-                return Target { systemd: v };
+                return Target {
+                    systemd: v,
+                    user: crate::runtime::scope::is_user(),
+                };
             }
             SHARED_LIB_DIRS
                 .iter()
                 .find_map(|d| version_in(Path::new(d)))
-                .map_or(Target::OLDEST, |systemd| Target { systemd })
+                .map_or(Target::OLDEST, |systemd| Target { systemd, user: false })
+                .with_scope()
         })
     }
 }
@@ -118,14 +138,14 @@ mod tests {
     #[test]
     fn restart_mode_direct_from_257() {
         assert!(!Target::OLDEST.restart_mode_direct());
-        assert!(!Target { systemd: 256 }.restart_mode_direct());
-        assert!(Target { systemd: 257 }.restart_mode_direct());
+        assert!(!Target { systemd: 256, user: false }.restart_mode_direct());
+        assert!(Target { systemd: 257, user: false }.restart_mode_direct());
     }
 
     #[test]
     fn exec_stop_post_from_252() {
         assert!(!Target::OLDEST.exec_stop_post_is_safe());
-        assert!(!Target { systemd: 249 }.exec_stop_post_is_safe());
-        assert!(Target { systemd: 252 }.exec_stop_post_is_safe());
+        assert!(!Target { systemd: 249, user: false }.exec_stop_post_is_safe());
+        assert!(Target { systemd: 252, user: false }.exec_stop_post_is_safe());
     }
 }

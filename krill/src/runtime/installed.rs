@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::runtime::scope;
+
 /// Default recipe directories, highest precedence first.
 pub const DEFAULT_RECIPE_PATH: &[&str] = &[
     "/etc/krill/recipes",
@@ -18,19 +20,38 @@ pub const DEFAULT_RECIPE_PATH: &[&str] = &[
 /// Default directory of boot-start markers.
 pub const DEFAULT_ENABLED_DIR: &str = "/etc/krill/enabled";
 
-/// Recipe directories from `KRILL_RECIPE_PATH`, or the defaults.
+/// Recipe directories from `KRILL_RECIPE_PATH`, or the defaults (a user workspace's:
+/// `~/.config/krill/recipes`).
 pub fn recipe_path() -> Vec<PathBuf> {
     match std::env::var_os("KRILL_RECIPE_PATH") {
         Some(p) if !p.is_empty() => std::env::split_paths(&p).collect(),
+        _ if scope::is_user() => vec![install_dir()],
         _ => DEFAULT_RECIPE_PATH.iter().map(PathBuf::from).collect(),
     }
 }
 
-/// Directory of boot-start markers, from `KRILL_ENABLED_DIR` or the default.
+/// Where `krill install` puts recipes: the first default directory of the scope
+/// (`/etc/krill/recipes`, or `~/.config/krill/recipes`).
+pub fn install_dir() -> PathBuf {
+    if scope::is_user() {
+        scope::config_dir().join("krill/recipes")
+    } else {
+        PathBuf::from(DEFAULT_RECIPE_PATH[0])
+    }
+}
+
+/// Directory of boot-start markers, from `KRILL_ENABLED_DIR` or the default (a user
+/// workspace's: `~/.config/krill/enabled`).
 pub fn enabled_dir() -> PathBuf {
     std::env::var_os("KRILL_ENABLED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_ENABLED_DIR))
+        .unwrap_or_else(|| {
+            if scope::is_user() {
+                scope::config_dir().join("krill/enabled")
+            } else {
+                PathBuf::from(DEFAULT_ENABLED_DIR)
+            }
+        })
 }
 
 /// Installed recipes by workspace name, after precedence. Masked workspaces are left

@@ -91,10 +91,13 @@ pub struct ManifestLogs {
 }
 
 /// The home a `~` in `log_dir` stands for: `user`'s from the local user database, or,
-/// for `None`, the manager's own user's (root's for the system manager: `$HOME` is
-/// not set in a generator's environment). `None` when the database does not know
+/// for `None`, the manager's own user's (root's for the system manager, whose
+/// generator has no `$HOME`; the user's for a user manager). `None` when the database does not know
 /// the user.
 pub fn home_of(user: Option<&str>) -> Option<PathBuf> {
+    if user.is_none() && crate::runtime::scope::is_user() {
+        return Some(crate::runtime::scope::home());
+    }
     let name = user.unwrap_or("0");
     crate::runtime::host::user(name)
         .map(|u| u.home)

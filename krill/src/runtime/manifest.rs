@@ -111,7 +111,13 @@ impl Manifest {
 pub fn generator_dir() -> PathBuf {
     std::env::var_os("KRILL_GENERATOR_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_GENERATOR_DIR))
+        .unwrap_or_else(|| {
+            if crate::runtime::scope::is_user() {
+                crate::runtime::scope::runtime_dir().join("systemd/generator")
+            } else {
+                PathBuf::from(DEFAULT_GENERATOR_DIR)
+            }
+        })
 }
 
 /// The manifest directory: [`SUBDIR`] of [`generator_dir`].

@@ -15,6 +15,7 @@ pub mod names;
 pub mod paths;
 pub mod ready;
 pub mod records;
+pub mod scope;
 pub mod stats;
 pub mod status;
 pub mod timing;

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::runtime::scope::{self, Scope};
+
 /// Where `krill-ctl` is installed; units call it for gates, GPU checks and failure
 /// handling.
 pub const KRILL_CTL: &str = "/usr/bin/krill-ctl";
@@ -23,9 +25,26 @@ pub const UPSTREAM_SOCKET: &str = "/tmp/krill.sock";
 /// Default directory of krill's runtime records (tmpfs: lost at reboot, on purpose).
 pub const DEFAULT_RUN_DIR: &str = "/run/krill";
 
-/// The runtime record directory: `KRILL_RUN_DIR`, or [`DEFAULT_RUN_DIR`].
+/// The runtime record directory: `KRILL_RUN_DIR`, or [`DEFAULT_RUN_DIR`] (a user
+/// workspace's: `$XDG_RUNTIME_DIR/krill`).
 pub fn run_dir() -> PathBuf {
     std::env::var_os("KRILL_RUN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
+        .unwrap_or_else(|| match scope::current() {
+            Scope::System => PathBuf::from(DEFAULT_RUN_DIR),
+            Scope::User => scope::runtime_dir().join("krill"),
+        })
+}
+
+/// The heartbeat socket of this scope: [`KRILL_SOCKET`], or a user's
+/// `$XDG_RUNTIME_DIR/krill/krill.sock` (its `krill-supervisor.socket` is
+/// `ListenStream=%t/krill/krill.sock`).
+pub fn socket() -> String {
+    match scope::current() {
+        Scope::System => KRILL_SOCKET.to_owned(),
+        Scope::User => scope::runtime_dir()
+            .join("krill/krill.sock")
+            .display()
+            .to_string(),
+    }
 }

@@ -315,10 +315,34 @@ impl Recipe {
         use crate::runtime::host;
         let cpus = host::cpu_count();
         let mut out = vec![];
+        let user_manager = crate::runtime::scope::is_user();
         for (name, s) in &self.services {
             let field = |f: &str| format!("services.{name}.{f}");
+            if user_manager {
+                // What only root may do: a user manager fails such a start.
+                let mut root_only = vec![];
+                if s.user.is_some() {
+                    root_only.push((s.ext_pos.user, "user", "user: (a user workspace runs as its user)"));
+                }
+                if s.group.is_some() {
+                    root_only.push((s.ext_pos.group, "group", "group: (a user workspace runs with its user's groups)"));
+                }
+                if s.resources.realtime.is_some() {
+                    root_only.push((s.pos, "resources.realtime", "realtime scheduling"));
+                }
+                if s.resources.nice.is_some_and(|n| n < 0) {
+                    root_only.push((s.pos, "resources.nice", "a negative nice"));
+                }
+                for (pos, f, what) in root_only {
+                    out.push(Diagnostic::new(
+                        pos,
+                        field(f),
+                        format!("{what} needs the system manager: install it without --user"),
+                    ));
+                }
+            }
             if let Some(u) = &s.user {
-                if host::user(u).is_none() {
+                if host::user(u).is_none() && !user_manager {
                     out.push(Diagnostic::new(
                         s.ext_pos.user,
                         field("user"),
@@ -327,7 +351,7 @@ impl Recipe {
                 }
             }
             if let Some(g) = &s.group {
-                if !host::group_exists(g) {
+                if !host::group_exists(g) && !user_manager {
                     out.push(Diagnostic::new(
                         s.ext_pos.group,
                         field("group"),
