@@ -44,13 +44,12 @@ wait "${roots[@]}" # the roots (not the arm64 build)
 # rows (S1-S9, the Try-It table), the supervisor, the package's life and the recipe
 # extensions run again on bullseye (247) and trixie (257), both at once (each
 # container in its own cgroup).
-# The hooks test failed once on bullseye under CI load, undiagnosed (issue 12 note):
-# it runs on bookworm only until that is understood.
-matrix_tests=(--test contract --test supervisor --test lifecycle --test package --test recipe_power)
+matrix_tests=(--test contract --test supervisor --test lifecycle --test package --test recipe_power
+    --test user_workspaces)
 pids=()
 for suite in "${matrix[@]}"; do
     KRILL_E2E_SUITE=$suite cargo test -q -p krill-e2e --no-fail-fast "${matrix_tests[@]}" \
-        -- --test-threads=2 --skip hooks_run_in_order >"$log.$suite" 2>&1 &
+        -- --test-threads=2 >"$log.$suite" 2>&1 &
     pids+=($!)
 done
 for i in "${!matrix[@]}"; do

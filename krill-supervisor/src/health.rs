@@ -529,6 +529,17 @@ impl Supervisor {
                         timeout
                     );
                     t.publish(&self.records);
+                    // A user manager has no watchdog result to explain the kill that
+                    // follows (timers.rs): the run's reason is recorded here.
+                    if krill::runtime::scope::is_user() {
+                        let why = t.reason.clone();
+                        if let Err(e) =
+                            self.records
+                                .record_reason(u, &t.state.invocation, &why)
+                        {
+                            tracing::warn!("cannot record why {u} is failed: {e}");
+                        }
+                    }
                     out.push(u.clone());
                 }
             }

@@ -18,7 +18,7 @@ services:
     health_check: {type: heartbeat, timeout: 2s}
   planner:
     execute: {type: shell, command: sleep infinity}
-    dependencies: [{service: sensor, condition: healthy}]
+    dependencies: [{sensor: healthy}]
   silent:
     execute: {type: shell, command: sleep infinity}
     health_check: {type: heartbeat, timeout: 2s}
