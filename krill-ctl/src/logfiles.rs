@@ -305,9 +305,7 @@ fn journal(m: &Manifest, cursor: Option<&str>) -> std::io::Result<Child> {
             "_PID=1",
         ]);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()
 }
 
 /// `krill-ctl log-files W`: writes W's `log_dir:` files until journalctl ends (an

@@ -16,7 +16,8 @@ fn main() -> ExitCode {
     // A user manager runs generators from `user-generators/` (and, from systemd 251
     // on, says so in SYSTEMD_SCOPE): then recipes, output and socket are the user's.
     let argv0 = std::env::args().next().unwrap_or_default();
-    if argv0.contains("/user-generators/") || std::env::var("SYSTEMD_SCOPE").as_deref() == Ok("user")
+    if argv0.contains("/user-generators/")
+        || std::env::var("SYSTEMD_SCOPE").as_deref() == Ok("user")
     {
         krill::runtime::scope::init(krill::runtime::scope::Scope::User);
     }

@@ -78,7 +78,10 @@ mod tests {
             ),
             "/user.slice/user-1000.slice/user@1000.service"
         );
-        assert_eq!(user_manager_root("/system.slice/krill-supervisor.service"), "");
+        assert_eq!(
+            user_manager_root("/system.slice/krill-supervisor.service"),
+            ""
+        );
     }
 
     #[test]

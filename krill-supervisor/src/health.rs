@@ -533,10 +533,7 @@ impl Supervisor {
                     // follows (timers.rs): the run's reason is recorded here.
                     if krill::runtime::scope::is_user() {
                         let why = t.reason.clone();
-                        if let Err(e) =
-                            self.records
-                                .record_reason(u, &t.state.invocation, &why)
-                        {
+                        if let Err(e) = self.records.record_reason(u, &t.state.invocation, &why) {
                             tracing::warn!("cannot record why {u} is failed: {e}");
                         }
                     }

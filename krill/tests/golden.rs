@@ -41,13 +41,16 @@ fn golden_units() {
     for case in cases(&root().join("golden")) {
         let plan = compile_fixture(&case.join("recipe.yaml"));
         // Rendered for systemd 252, or for the version in `<case>/systemd`.
-        let target =
-            std::fs::read_to_string(case.join("systemd")).map_or(Target { systemd: 252, user: false }, |v| {
-                Target {
-                    systemd: v.trim().parse().expect("a systemd version"),
-                    user: false,
-                }
-            });
+        let target = std::fs::read_to_string(case.join("systemd")).map_or(
+            Target {
+                systemd: 252,
+                user: false,
+            },
+            |v| Target {
+                systemd: v.trim().parse().expect("a systemd version"),
+                user: false,
+            },
+        );
         let units = render_plan(&plan, target);
         let expected_dir = case.join("expected");
         if bless() {

@@ -306,8 +306,18 @@ mod tests {
 
     #[test]
     fn the_supervisor_keeps_its_fd_store_where_systemd_can() {
-        assert_eq!(supervisor_dropin(Target { systemd: 252, user: false }), None);
-        let d = supervisor_dropin(Target { systemd: 257, user: false }).unwrap();
+        assert_eq!(
+            supervisor_dropin(Target {
+                systemd: 252,
+                user: false
+            }),
+            None
+        );
+        let d = supervisor_dropin(Target {
+            systemd: 257,
+            user: false,
+        })
+        .unwrap();
         assert!(
             d.ends_with("[Service]\nFileDescriptorStorePreserve=yes\n"),
             "{d}"

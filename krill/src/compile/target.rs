@@ -95,7 +95,10 @@ impl Target {
             SHARED_LIB_DIRS
                 .iter()
                 .find_map(|d| version_in(Path::new(d)))
-                .map_or(Target::OLDEST, |systemd| Target { systemd, user: false })
+                .map_or(Target::OLDEST, |systemd| Target {
+                    systemd,
+                    user: false,
+                })
                 .with_scope()
         })
     }
@@ -138,14 +141,30 @@ mod tests {
     #[test]
     fn restart_mode_direct_from_257() {
         assert!(!Target::OLDEST.restart_mode_direct());
-        assert!(!Target { systemd: 256, user: false }.restart_mode_direct());
-        assert!(Target { systemd: 257, user: false }.restart_mode_direct());
+        assert!(!Target {
+            systemd: 256,
+            user: false
+        }
+        .restart_mode_direct());
+        assert!(Target {
+            systemd: 257,
+            user: false
+        }
+        .restart_mode_direct());
     }
 
     #[test]
     fn exec_stop_post_from_252() {
         assert!(!Target::OLDEST.exec_stop_post_is_safe());
-        assert!(!Target { systemd: 249, user: false }.exec_stop_post_is_safe());
-        assert!(Target { systemd: 252, user: false }.exec_stop_post_is_safe());
+        assert!(!Target {
+            systemd: 249,
+            user: false
+        }
+        .exec_stop_post_is_safe());
+        assert!(Target {
+            systemd: 252,
+            user: false
+        }
+        .exec_stop_post_is_safe());
     }
 }

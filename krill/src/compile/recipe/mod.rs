@@ -322,10 +322,18 @@ impl Recipe {
                 // What only root may do: a user manager fails such a start.
                 let mut root_only = vec![];
                 if s.user.is_some() {
-                    root_only.push((s.ext_pos.user, "user", "user: (a user workspace runs as its user)"));
+                    root_only.push((
+                        s.ext_pos.user,
+                        "user",
+                        "user: (a user workspace runs as its user)",
+                    ));
                 }
                 if s.group.is_some() {
-                    root_only.push((s.ext_pos.group, "group", "group: (a user workspace runs with its user's groups)"));
+                    root_only.push((
+                        s.ext_pos.group,
+                        "group",
+                        "group: (a user workspace runs with its user's groups)",
+                    ));
                 }
                 if s.resources.realtime.is_some() {
                     root_only.push((s.pos, "resources.realtime", "realtime scheduling"));
