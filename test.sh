@@ -40,6 +40,13 @@ cargo test --workspace --all-targets --no-fail-fast -- --test-threads=2 \
     --skip arm64_binaries 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc 2>&1 | tee -a "$log" || status=$?
 wait "${roots[@]}" # the roots (not the arm64 build)
+# systemd-analyze verify of every golden unit set by each matrix systemd itself (its
+# own binary, chrooted into its root; bookworm's ran above on the host's 252).
+for suite in "${matrix[@]}"; do
+    echo "--- systemd-analyze verify: $suite"
+    KRILL_VERIFY_ROOT=${KRILL_E2E_CACHE:-/var/cache/krill-e2e}/$suite \
+        cargo test -q -p krill --test verify 2>&1 | tee -a "$log" || status=$?
+done
 # The systemd matrix: everything above ran on bookworm (systemd 252); the contract
 # rows (S1-S9, the Try-It table), the supervisor, the package's life and the recipe
 # extensions run again on bullseye (247) and trixie (257), both at once (each

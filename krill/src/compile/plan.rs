@@ -191,6 +191,7 @@ impl Plan {
                 container_slice: s.exec.container_slice.clone(),
                 ready: s.exec.ready.clone(),
                 user: s.exec.user.clone(),
+                memory_max: s.exec.resources.memory_max,
                 log_file: self.recipe.logs.as_ref().and_then(|l| {
                     let home = logfiles::home_of(s.exec.user.as_deref())?;
                     Some(logfiles::service_file(

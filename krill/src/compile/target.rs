@@ -92,15 +92,24 @@ impl Target {
                     user: crate::runtime::scope::is_user(),
                 };
             }
-            SHARED_LIB_DIRS
-                .iter()
-                .find_map(|d| version_in(Path::new(d)))
-                .map_or(Target::OLDEST, |systemd| Target {
-                    systemd,
-                    user: false,
-                })
+            Target::of_root(Path::new("/"))
+                .unwrap_or(Target::OLDEST)
                 .with_scope()
         })
+    }
+}
+
+impl Target {
+    /// The systemd installed under `root` (`/`, or a distribution's root directory):
+    /// the version in its `libsystemd-shared-<version>.so`; `None` if there is none.
+    pub fn of_root(root: &Path) -> Option<Target> {
+        SHARED_LIB_DIRS
+            .iter()
+            .find_map(|d| version_in(&root.join(d.trim_start_matches('/'))))
+            .map(|systemd| Target {
+                systemd,
+                user: false,
+            })
     }
 }
 

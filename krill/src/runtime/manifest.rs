@@ -80,6 +80,9 @@ pub struct ManifestService {
     /// not known here.
     #[serde(default)]
     pub log_file: Option<PathBuf>,
+    /// `resources.memory_max`, bytes (the reason of an OOM kill names it).
+    #[serde(default)]
+    pub memory_max: Option<u64>,
 }
 
 /// One dependency of a service, as its gate implements it.
@@ -237,6 +240,7 @@ mod tests {
                 }),
                 user: Some("robot".into()),
                 log_file: Some("/home/robot/logs/ws/a.log".into()),
+                memory_max: Some(1 << 30),
             }],
             logs: Some(crate::runtime::logfiles::ManifestLogs {
                 timeline: "/root/logs/ws.timeline.log".into(),

@@ -534,6 +534,15 @@ fn run_end(s: &ManifestService, u: &UnitFacts) -> Option<String> {
     if let Some(c) = &u.failed_start_command {
         return Some(failed_hook(c));
     }
+    if u.result == "oom-kill" {
+        return Some(match s.memory_max {
+            Some(m) => format!(
+                "out of memory: the kernel killed it at its memory_max ({})",
+                human_bytes(Some(m))
+            ),
+            None => "out of memory: killed by the kernel's OOM killer".to_owned(),
+        });
+    }
     if u.result != "watchdog" {
         return end_of_run(s, u);
     }
@@ -918,6 +927,18 @@ mod tests {
             "executable not found: ros2"
         );
         assert_eq!(say(&ended(2, libc::SIGTERM, "signal")), "killed by SIGTERM");
+        assert_eq!(
+            say(&ended(2, libc::SIGKILL, "oom-kill")),
+            "out of memory: killed by the kernel's OOM killer"
+        );
+        let capped = ManifestService {
+            memory_max: Some(512 << 20),
+            ..svc()
+        };
+        assert_eq!(
+            stop_reason(&capped, &ended(2, libc::SIGKILL, "oom-kill"), &none, &r).unwrap(),
+            "out of memory: the kernel killed it at its memory_max (512M)"
+        );
         let mut gave_up = ended(1, 1, "exit-code");
         gave_up.restarts = 3;
         assert_eq!(
