@@ -96,10 +96,15 @@ pub async fn emergency_stop(
     Ok(via)
 }
 
-/// `systemctl stop --no-block TARGET SLICE`: as root, systemctl talks to systemd's
-/// private socket, which works without dbus-daemon. Blocking, but only on this path.
+/// `systemctl [--user] stop --no-block TARGET SLICE`: as root (or to the user's own
+/// manager), systemctl talks to systemd's private socket, which works without
+/// dbus-daemon. Blocking, but only on this path.
 fn stop_with_systemctl(ws: &str) -> Result<(), String> {
-    let out = std::process::Command::new("systemctl")
+    let mut cmd = std::process::Command::new("systemctl");
+    if crate::runtime::scope::is_user() {
+        cmd.arg("--user");
+    }
+    let out = cmd
         .args(["stop", "--no-block", "--"])
         .arg(crate::runtime::names::target(ws))
         .arg(crate::runtime::names::slice(ws))
