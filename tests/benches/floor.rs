@@ -1,0 +1,302 @@
+//! `cargo bench -p krill-e2e --bench floor` (root, systemd-container; see README): krill
+//! side by side with its floor, plain systemd doing the same job with hand-written
+//! units (`tests/benches/floor/`), in one real systemd 252 container, interleaved
+//! (krill, floor, krill, floor, …), medians and ratios. The rows of the performance
+//! issue:
+//!
+//! * kill → new process: a service killed with SIGKILL, `Restart=always`,
+//!   `RestartSec=` 0: from systemd noticing the death to the new process
+//!   (`ExecMainExitTimestamp` → the next `ExecMainStartTimestamp`);
+//! * bring-up of a 5-service, 3-level DAG with `systemctl start` of its target: from
+//!   the start of the target's job to the last service active (systemd's own
+//!   timestamps);
+//! * `krill install --now` of the same DAG, against copying the floor's units,
+//!   `daemon-reload` and `systemctl start`: from the command to the last service
+//!   active;
+//! * emergency stop of 14 processes (7 services with a child each): `krill estop`
+//!   against `systemctl stop` of the floor's target: from the command to the last of
+//!   the 14 processes gone;
+//! * `krill status` of the 5 services with the supervisor stopped, against
+//!   `systemctl show` of their state: wall time of the command in the container.
+//!
+//! The generator row is `cargo bench -p krill-gen`; heartbeat detection and CPU are
+//! `--bench supervisor`.
+
+use std::time::Duration;
+
+use krill_e2e::{now_us, Container};
+
+/// Rounds per row (each one krill and one floor run).
+const ROUNDS: usize = 15;
+
+const DAG: &str = r#"
+version: "1"
+name: dag
+services:
+  a:
+    execute: {type: shell, command: sleep infinity}
+    policy: {restart: always, restart_delay: 0s}
+  b:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [a]
+  c:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [a]
+  d:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [b, c]
+  e:
+    execute: {type: shell, command: sleep infinity}
+    dependencies: [c]
+"#;
+
+const SERVICES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+fn krill_unit(s: &str) -> String {
+    format!("krill-dag-{s}.service")
+}
+
+fn floor_unit(s: &str) -> String {
+    format!("floor-dag-{s}.service")
+}
+
+/// The 14-process workspace: 7 services, each a shell with a child.
+fn estop_recipe() -> String {
+    let mut r = String::from("version: \"1\"\nname: es\nservices:\n");
+    for i in 0..7 {
+        r.push_str(&format!(
+            "  p{i}:\n    execute: {{type: shell, command: /opt/two.sh}}\n"
+        ));
+    }
+    r
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// A systemd `*TimestampMonotonic` property in µs.
+fn mono(c: &Container, unit: &str, prop: &str) -> u64 {
+    c.num(unit, &format!("{prop}TimestampMonotonic"))
+}
+
+/// Waits until every unit is active (a condition with a deadline, not a timing).
+fn wait_active(c: &Container, units: &[String]) {
+    for u in units {
+        c.wait_state(u, "active/running", Duration::from_secs(30));
+    }
+}
+
+fn wait_inactive(c: &Container, units: &[String]) {
+    c.wait_for("stopped", Duration::from_secs(30), || {
+        units.iter().all(|u| c.prop(u, "ActiveState") != "active")
+    });
+}
+
+/// From `t0` (host monotonic µs; the container shares the kernel's clock) to the
+/// last of `units` becoming active, in ms.
+fn until_active(c: &Container, units: &[String], t0: u64) -> f64 {
+    wait_active(c, units);
+    let last = units
+        .iter()
+        .map(|u| mono(c, u, "ActiveEnter"))
+        .max()
+        .unwrap_or(0);
+    last.saturating_sub(t0) as f64 / 1000.0
+}
+
+/// Kill → new process, ms: systemd's exit timestamp of the killed run to the start
+/// timestamp of the next.
+fn respawn(c: &Container, unit: &str) -> f64 {
+    let pid = c.num(unit, "MainPID");
+    c.ok(&format!("kill -9 {pid}"));
+    c.wait_for("a new process", Duration::from_secs(30), || {
+        let p = c.num(unit, "MainPID");
+        p != 0 && p != pid
+    });
+    let exited = mono(c, unit, "ExecMainExit");
+    let started = mono(c, unit, "ExecMainStart");
+    started.saturating_sub(exited) as f64 / 1000.0
+}
+
+/// Bring-up of a target, ms: its job's start to the last service active.
+fn bring_up(c: &Container, target: &str, units: &[String]) -> f64 {
+    c.ok(&format!("systemctl start {target}"));
+    wait_active(c, units);
+    let t0 = mono(c, target, "InactiveExit");
+    let last = units
+        .iter()
+        .map(|u| mono(c, u, "ActiveEnter"))
+        .max()
+        .unwrap_or(0);
+    let ms = last.saturating_sub(t0) as f64 / 1000.0;
+    c.ok(&format!("systemctl stop {target} {}", units.join(" ")));
+    wait_inactive(c, units);
+    ms
+}
+
+/// Wall time of `cmd` inside the container, ms (`date` on both sides: the same
+/// overhead for krill and its floor).
+fn timed(c: &Container, cmd: &str) -> f64 {
+    let out = c.ok(&format!(
+        "a=$(date +%s%N); {cmd} >/dev/null 2>&1; b=$(date +%s%N); echo $((b-a))"
+    ));
+    out.trim().parse::<f64>().unwrap() / 1e6
+}
+
+/// From the command to the last process of cgroup `slice` gone, ms.
+fn all_gone(c: &Container, cmd: &str, slice: &str) -> f64 {
+    let t0 = now_us();
+    std::thread::scope(|s| {
+        let h = s.spawn(|| c.ok(cmd));
+        // Reads the slice's cgroup.procs from the host (no process spawned per
+        // look): the figure is when the last process disappears, not a sleep.
+        while !c.cgroup_pids(slice).is_empty() {
+            std::thread::yield_now();
+        }
+        let gone = now_us();
+        h.join().unwrap();
+        gone.saturating_sub(t0) as f64 / 1000.0
+    })
+}
+
+struct Row {
+    name: &'static str,
+    krill: Vec<f64>,
+    floor: Vec<f64>,
+}
+
+impl Row {
+    fn new(name: &'static str) -> Row {
+        Row {
+            name,
+            krill: vec![],
+            floor: vec![],
+        }
+    }
+
+    fn print(&self) {
+        let (k, f) = (median(self.krill.clone()), median(self.floor.clone()));
+        println!(
+            "| {} | {k:.1} ms | {f:.1} ms | {:.2} |",
+            self.name,
+            if f > 0.0 { k / f } else { f64::NAN }
+        );
+    }
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("bench-floor");
+    let floor = krill_e2e::repo().join("tests/benches/floor");
+    c.ok("mkdir -p /root/floor");
+    for e in std::fs::read_dir(&floor).unwrap() {
+        let p = e.unwrap().path();
+        c.write(
+            &format!("/root/floor/{}", p.file_name().unwrap().to_string_lossy()),
+            &std::fs::read_to_string(&p).unwrap(),
+        );
+    }
+    c.write(
+        "/opt/two.sh",
+        "#!/bin/sh\nsleep infinity &\nexec sleep infinity\n",
+    );
+    c.ok("chmod 755 /opt/two.sh");
+    c.write("/root/dag.yaml", DAG);
+    c.write("/root/es.yaml", &estop_recipe());
+    let k_units: Vec<String> = SERVICES.iter().map(|s| krill_unit(s)).collect();
+    let f_units: Vec<String> = SERVICES.iter().map(|s| floor_unit(s)).collect();
+    let install_floor = "cp /root/floor/floor-dag* /etc/systemd/system/ && systemctl daemon-reload && systemctl start floor-dag.target";
+    let remove_floor = "systemctl stop floor-dag.target floor-dag-a.service floor-dag-b.service floor-dag-c.service floor-dag-d.service floor-dag-e.service; rm -f /etc/systemd/system/floor-dag*; systemctl daemon-reload";
+
+    // install --now, from nothing installed.
+    let mut install = Row::new("`krill install --now` of the DAG (floor: reload + start)");
+    for _ in 0..ROUNDS {
+        let t0 = now_us();
+        c.ok("krill install /root/dag.yaml --now");
+        install.krill.push(until_active(&c, &k_units, t0));
+        c.ok("krill uninstall dag");
+        let t0 = now_us();
+        c.ok(install_floor);
+        install.floor.push(until_active(&c, &f_units, t0));
+        c.ok(remove_floor);
+    }
+
+    // Both installed, stopped: bring-up and respawn.
+    c.ok("krill install /root/dag.yaml");
+    c.ok(&format!(
+        "{install_floor} && systemctl stop floor-dag.target {}",
+        f_units.join(" ")
+    ));
+    let mut up = Row::new("bring-up of a 5-service 3-level DAG, `systemctl start`");
+    let mut kill = Row::new("kill → new process");
+    for _ in 0..ROUNDS {
+        up.krill.push(bring_up(&c, "krill-dag.target", &k_units));
+        up.floor.push(bring_up(&c, "floor-dag.target", &f_units));
+    }
+    c.ok("systemctl start krill-dag.target floor-dag.target");
+    wait_active(&c, &k_units);
+    wait_active(&c, &f_units);
+    for _ in 0..ROUNDS {
+        kill.krill.push(respawn(&c, &krill_unit("a")));
+        kill.floor.push(respawn(&c, &floor_unit("a")));
+    }
+
+    // Status with the supervisor stopped.
+    c.ok("systemctl stop krill-supervisor.socket krill-supervisor.service");
+    let mut status =
+        Row::new("`krill status` of 5 services, supervisor down (floor: `systemctl show`)");
+    let show = format!(
+        "systemctl show -p ActiveState,SubState,MainPID,NRestarts,Result {}",
+        k_units.join(" ")
+    );
+    for _ in 0..ROUNDS {
+        status.krill.push(timed(&c, "krill status dag"));
+        status.floor.push(timed(&c, &show));
+    }
+    c.ok("systemctl start krill-supervisor.socket krill-supervisor.service");
+
+    // Emergency stop of 14 processes.
+    c.ok("krill install /root/es.yaml");
+    c.ok("cp /root/floor/floor-es* /etc/systemd/system/ && systemctl daemon-reload");
+    let mut estop = Row::new("emergency stop, 14 processes gone (floor: `systemctl stop` target)");
+    let procs = |slice: &str| c.cgroup_pids(slice).len();
+    for _ in 0..ROUNDS {
+        c.ok("krill start es");
+        let es: Vec<String> = (0..7).map(|i| format!("krill-es-p{i}.service")).collect();
+        wait_active(&c, &es);
+        c.wait_for("14 krill processes", Duration::from_secs(30), || {
+            procs("krill.slice/krill-es.slice") == 14
+        });
+        estop.krill.push(all_gone(
+            &c,
+            "krill estop es --reason bench",
+            "krill.slice/krill-es.slice",
+        ));
+        c.ok("systemctl start floor-es.target");
+        let fs: Vec<String> = (0..7).map(|i| format!("floor-es-p{i}.service")).collect();
+        wait_active(&c, &fs);
+        c.wait_for("14 floor processes", Duration::from_secs(30), || {
+            procs("floor.slice/floor-es.slice") == 14
+        });
+        estop.floor.push(all_gone(
+            &c,
+            "systemctl stop floor-es.target",
+            "floor.slice/floor-es.slice",
+        ));
+    }
+
+    println!(
+        "\nkrill beside plain systemd (systemd {}), medians of {ROUNDS} interleaved rounds\n",
+        c.systemd_version()
+    );
+    println!("| metric | krill | floor | krill / floor |");
+    println!("|---|---|---|---|");
+    for r in [&kill, &up, &install, &estop, &status] {
+        r.print();
+    }
+}
