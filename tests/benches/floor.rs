@@ -5,10 +5,10 @@
 //! issue:
 //!
 //! * kill → new process: a service killed with SIGKILL, `Restart=always`,
-//!   `RestartSec=` 0: from systemd noticing the death to the new process
-//!   (`ExecMainExitTimestamp` → the next `ExecMainStartTimestamp`);
+//!   `RestartSec=` 0: from the kill to the new process's `ExecMainStartTimestamp`
+//!   (the container shares the kernel's monotonic clock);
 //! * bring-up of a 5-service, 3-level DAG with `systemctl start` of its target: from
-//!   the start of the target's job to the last service active (systemd's own
+//!   the first service leaving `inactive` to the last one active (systemd's own
 //!   timestamps);
 //! * `krill install --now` of the same DAG, against copying the floor's units,
 //!   `daemon-reload` and `systemctl start`: from the command to the last service
@@ -28,6 +28,11 @@ use krill_e2e::{now_us, Container};
 
 /// Rounds per row (each one krill and one floor run).
 const ROUNDS: usize = 15;
+
+/// A pause before every measured run, so that it starts on an idle system: the
+/// previous run's aftermath (signals, the supervisor's refresh, journald) is over.
+/// A measurement's setup, not an assertion.
+const SETTLE: Duration = Duration::from_millis(300);
 
 const DAG: &str = r#"
 version: "1"
@@ -106,25 +111,32 @@ fn until_active(c: &Container, units: &[String], t0: u64) -> f64 {
     last.saturating_sub(t0) as f64 / 1000.0
 }
 
-/// Kill → new process, ms: systemd's exit timestamp of the killed run to the start
-/// timestamp of the next.
-fn respawn(c: &Container, unit: &str) -> f64 {
-    let pid = c.num(unit, "MainPID");
-    c.ok(&format!("kill -9 {pid}"));
+/// Kill → new process, ms: SIGKILL sent from here to the main process (by its
+/// host pid, read from the unit's cgroup) until systemd's start timestamp of the next.
+fn respawn(c: &Container, unit: &str, cgroup: &str) -> f64 {
+    let old = c.num(unit, "MainPID");
+    let pids = c.cgroup_pids(cgroup);
+    assert_eq!(pids.len(), 1, "{unit}: one process");
+    let t0 = now_us();
+    // SAFETY: a plain kill(2) of the service's process.
+    assert_eq!(unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) }, 0);
     c.wait_for("a new process", Duration::from_secs(30), || {
         let p = c.num(unit, "MainPID");
-        p != 0 && p != pid
+        p != 0 && p != old
     });
-    let exited = mono(c, unit, "ExecMainExit");
-    let started = mono(c, unit, "ExecMainStart");
-    started.saturating_sub(exited) as f64 / 1000.0
+    mono(c, unit, "ExecMainStart").saturating_sub(t0) as f64 / 1000.0
 }
 
-/// Bring-up of a target, ms: its job's start to the last service active.
+/// Bring-up of a target, ms: from the first service's start (its job leaving
+/// `inactive`) to the last service active, by systemd's own timestamps.
 fn bring_up(c: &Container, target: &str, units: &[String]) -> f64 {
     c.ok(&format!("systemctl start {target}"));
     wait_active(c, units);
-    let t0 = mono(c, target, "InactiveExit");
+    let t0 = units
+        .iter()
+        .map(|u| mono(c, u, "InactiveExit"))
+        .min()
+        .unwrap_or(0);
     let last = units
         .iter()
         .map(|u| mono(c, u, "ActiveEnter"))
@@ -176,6 +188,26 @@ impl Row {
         }
     }
 
+    /// One round: krill's run and the floor's, in alternating order (so neither
+    /// always runs in the other's wake), each after [`SETTLE`].
+    fn round(&mut self, i: usize, mut krill: impl FnMut() -> f64, mut floor: impl FnMut() -> f64) {
+        let mut k = || {
+            std::thread::sleep(SETTLE);
+            krill()
+        };
+        let mut f = || {
+            std::thread::sleep(SETTLE);
+            floor()
+        };
+        if i % 2 == 0 {
+            self.krill.push(k());
+            self.floor.push(f());
+        } else {
+            self.floor.push(f());
+            self.krill.push(k());
+        }
+    }
+
     fn print(&self) {
         let (k, f) = (median(self.krill.clone()), median(self.floor.clone()));
         println!(
@@ -215,15 +247,24 @@ fn main() {
 
     // install --now, from nothing installed.
     let mut install = Row::new("`krill install --now` of the DAG (floor: reload + start)");
-    for _ in 0..ROUNDS {
-        let t0 = now_us();
-        c.ok("krill install /root/dag.yaml --now");
-        install.krill.push(until_active(&c, &k_units, t0));
-        c.ok("krill uninstall dag");
-        let t0 = now_us();
-        c.ok(install_floor);
-        install.floor.push(until_active(&c, &f_units, t0));
-        c.ok(remove_floor);
+    for i in 0..ROUNDS {
+        install.round(
+            i,
+            || {
+                let t0 = now_us();
+                c.ok("krill install /root/dag.yaml --now");
+                let ms = until_active(&c, &k_units, t0);
+                c.ok("krill uninstall dag");
+                ms
+            },
+            || {
+                let t0 = now_us();
+                c.ok(install_floor);
+                let ms = until_active(&c, &f_units, t0);
+                c.ok(remove_floor);
+                ms
+            },
+        );
     }
 
     // Both installed, stopped: bring-up and respawn.
@@ -234,16 +275,34 @@ fn main() {
     ));
     let mut up = Row::new("bring-up of a 5-service 3-level DAG, `systemctl start`");
     let mut kill = Row::new("kill → new process");
-    for _ in 0..ROUNDS {
-        up.krill.push(bring_up(&c, "krill-dag.target", &k_units));
-        up.floor.push(bring_up(&c, "floor-dag.target", &f_units));
+    for i in 0..ROUNDS {
+        up.round(
+            i,
+            || bring_up(&c, "krill-dag.target", &k_units),
+            || bring_up(&c, "floor-dag.target", &f_units),
+        );
     }
     c.ok("systemctl start krill-dag.target floor-dag.target");
     wait_active(&c, &k_units);
     wait_active(&c, &f_units);
-    for _ in 0..ROUNDS {
-        kill.krill.push(respawn(&c, &krill_unit("a")));
-        kill.floor.push(respawn(&c, &floor_unit("a")));
+    for i in 0..ROUNDS {
+        kill.round(
+            i,
+            || {
+                respawn(
+                    &c,
+                    &krill_unit("a"),
+                    "krill.slice/krill-dag.slice/krill-dag-a.service",
+                )
+            },
+            || {
+                respawn(
+                    &c,
+                    &floor_unit("a"),
+                    "floor.slice/floor-dag.slice/floor-dag-a.service",
+                )
+            },
+        );
     }
 
     // Status with the supervisor stopped.
@@ -254,9 +313,8 @@ fn main() {
         "systemctl show -p ActiveState,SubState,MainPID,NRestarts,Result {}",
         k_units.join(" ")
     );
-    for _ in 0..ROUNDS {
-        status.krill.push(timed(&c, "krill status dag"));
-        status.floor.push(timed(&c, &show));
+    for i in 0..ROUNDS {
+        status.round(i, || timed(&c, "krill status dag"), || timed(&c, &show));
     }
     c.ok("systemctl start krill-supervisor.socket krill-supervisor.service");
 
@@ -265,29 +323,40 @@ fn main() {
     c.ok("cp /root/floor/floor-es* /etc/systemd/system/ && systemctl daemon-reload");
     let mut estop = Row::new("emergency stop, 14 processes gone (floor: `systemctl stop` target)");
     let procs = |slice: &str| c.cgroup_pids(slice).len();
-    for _ in 0..ROUNDS {
-        c.ok("krill start es");
-        let es: Vec<String> = (0..7).map(|i| format!("krill-es-p{i}.service")).collect();
-        wait_active(&c, &es);
-        c.wait_for("14 krill processes", Duration::from_secs(30), || {
-            procs("krill.slice/krill-es.slice") == 14
+    let ready = |start: &str, prefix: &str, slice: &str| {
+        c.ok(start);
+        let units: Vec<String> = (0..7).map(|i| format!("{prefix}-p{i}.service")).collect();
+        wait_active(&c, &units);
+        c.wait_for("14 processes", Duration::from_secs(30), || {
+            procs(slice) == 14
         });
-        estop.krill.push(all_gone(
-            &c,
-            "krill estop es --reason bench",
-            "krill.slice/krill-es.slice",
-        ));
-        c.ok("systemctl start floor-es.target");
-        let fs: Vec<String> = (0..7).map(|i| format!("floor-es-p{i}.service")).collect();
-        wait_active(&c, &fs);
-        c.wait_for("14 floor processes", Duration::from_secs(30), || {
-            procs("floor.slice/floor-es.slice") == 14
-        });
-        estop.floor.push(all_gone(
-            &c,
-            "systemctl stop floor-es.target",
-            "floor.slice/floor-es.slice",
-        ));
+    };
+    for i in 0..ROUNDS {
+        estop.round(
+            i,
+            || {
+                ready("krill start es", "krill-es", "krill.slice/krill-es.slice");
+                std::thread::sleep(SETTLE);
+                all_gone(
+                    &c,
+                    "krill estop es --reason bench",
+                    "krill.slice/krill-es.slice",
+                )
+            },
+            || {
+                ready(
+                    "systemctl start floor-es.target",
+                    "floor-es",
+                    "floor.slice/floor-es.slice",
+                );
+                std::thread::sleep(SETTLE);
+                all_gone(
+                    &c,
+                    "systemctl stop floor-es.target",
+                    "floor.slice/floor-es.slice",
+                )
+            },
+        );
     }
 
     println!(
