@@ -839,23 +839,24 @@ pub fn render_json(report: &Report) -> String {
 
 /// Reads the facts of workspace `m` from systemd: its target, services and gates.
 pub async fn read_facts(conn: &zbus::Connection, m: &Manifest) -> Facts {
-    let mut units = BTreeMap::new();
-    for s in &m.services {
-        units.insert(
-            s.unit.clone(),
-            crate::runtime::bus::unit_facts_by_name(conn, &s.unit).await,
-        );
-        for w in &s.waits_on {
-            if !units.contains_key(&w.gate) {
-                units.insert(
-                    w.gate.clone(),
-                    crate::runtime::bus::unit_facts_by_name(conn, &w.gate).await,
-                );
-            }
-        }
-    }
+    use crate::runtime::bus::unit_facts_by_name;
+    let names: std::collections::BTreeSet<&str> = m
+        .services
+        .iter()
+        .flat_map(|s| {
+            std::iter::once(s.unit.as_str()).chain(s.waits_on.iter().map(|w| w.gate.as_str()))
+        })
+        .collect();
+    // Every unit's calls in flight at once on the one connection: the latency of a
+    // round trip or two, whatever the number of services.
+    let (target, facts) = futures_util::future::join(
+        unit_facts_by_name(conn, &m.target),
+        futures_util::future::join_all(names.iter().map(|u| unit_facts_by_name(conn, u))),
+    )
+    .await;
+    let units: BTreeMap<String, _> = names.iter().map(|u| (*u).to_owned()).zip(facts).collect();
     Facts {
-        target: crate::runtime::bus::unit_facts_by_name(conn, &m.target).await,
+        target,
         units,
         health: BTreeMap::new(),
         now_us: crate::runtime::clock::monotonic_us(),
