@@ -87,12 +87,10 @@ impl Systemd {
 
     /// systemd's facts of each unit, in order (`not-found` for units it cannot load).
     pub fn facts(&self, units: &[String]) -> Vec<UnitFacts> {
+        // All in flight at once on the one connection.
         self.call(|c| async move {
-            let mut out = Vec::with_capacity(units.len());
-            for u in units {
-                out.push(kbus::unit_facts_by_name(&c, u).await);
-            }
-            out
+            futures_util::future::join_all(units.iter().map(|u| kbus::unit_facts_by_name(&c, u)))
+                .await
         })
     }
 

@@ -27,8 +27,13 @@ pub enum Outcome {
     TimedOut(WorkspaceStatus),
 }
 
-/// How often the status is read while waiting (100 ms).
+/// How often the status is read while waiting: every [`FIRST_POLL`] at first,
+/// backing off to every 100 ms (a fast workspace is seen started within
+/// milliseconds; a slow one costs ten reads a second).
 pub const POLL: Duration = Duration::from_millis(100);
+
+/// The first interval between status reads (10 ms), doubled up to [`POLL`].
+pub const FIRST_POLL: Duration = Duration::from_millis(10);
 
 fn failed(ws: &WorkspaceStatus) -> bool {
     matches!(
@@ -62,6 +67,7 @@ pub fn wait(
 ) -> Result<Outcome, status::Error> {
     let deadline = Instant::now() + timeout;
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut poll = FIRST_POLL;
     loop {
         let Report { workspaces, .. } = status::gather(Some(name))?;
         let Some(ws) = workspaces.into_iter().next() else {
@@ -105,6 +111,7 @@ pub fn wait(
         if Instant::now() >= deadline {
             return Ok(Outcome::TimedOut(ws));
         }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+        std::thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())));
+        poll = (poll * 2).min(POLL);
     }
 }

@@ -11,8 +11,8 @@
 //!   the first service leaving `inactive` to the last one active (systemd's own
 //!   timestamps);
 //! * `krill install --now` of the same DAG, against copying the floor's units,
-//!   `daemon-reload` and `systemctl start`: from the command to the last service
-//!   active;
+//!   `daemon-reload` and `systemctl start`: from the command to the later of its
+//!   return and the last service active;
 //! * emergency stop of 14 processes (7 services with a child each): `krill estop`
 //!   against `systemctl stop` of the floor's target: from the command to the last of
 //!   the 14 processes gone;
@@ -99,16 +99,20 @@ fn wait_inactive(c: &Container, units: &[String]) {
     });
 }
 
-/// From `t0` (host monotonic µs; the container shares the kernel's clock) to the
-/// last of `units` becoming active, in ms.
-fn until_active(c: &Container, units: &[String], t0: u64) -> f64 {
+/// Runs `cmd`, then waits for `units`: ms from the command's start (host monotonic
+/// µs; the container shares the kernel's clock) to whichever comes last, the command
+/// returning or the last of `units` becoming active (what an operator waits for).
+fn until_active(c: &Container, cmd: &str, units: &[String]) -> f64 {
+    let t0 = now_us();
+    c.ok(cmd);
+    let returned = now_us();
     wait_active(c, units);
     let last = units
         .iter()
         .map(|u| mono(c, u, "ActiveEnter"))
         .max()
         .unwrap_or(0);
-    last.saturating_sub(t0) as f64 / 1000.0
+    last.max(returned).saturating_sub(t0) as f64 / 1000.0
 }
 
 /// Kill → new process, ms: SIGKILL sent from here to the main process (by its
@@ -251,16 +255,12 @@ fn main() {
         install.round(
             i,
             || {
-                let t0 = now_us();
-                c.ok("krill install /root/dag.yaml --now");
-                let ms = until_active(&c, &k_units, t0);
+                let ms = until_active(&c, "krill install /root/dag.yaml --now", &k_units);
                 c.ok("krill uninstall dag");
                 ms
             },
             || {
-                let t0 = now_us();
-                c.ok(install_floor);
-                let ms = until_active(&c, &f_units, t0);
+                let ms = until_active(&c, install_floor, &f_units);
                 c.ok(remove_floor);
                 ms
             },
