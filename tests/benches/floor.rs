@@ -203,7 +203,7 @@ impl Row {
             std::thread::sleep(SETTLE);
             floor()
         };
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             self.krill.push(k());
             self.floor.push(f());
         } else {
