@@ -329,6 +329,7 @@ pub fn run(ws: &str) -> Result<u8, Error> {
         .filter(|c| !c.is_empty());
     let mut saved = cursor.clone();
     let mut generation = manifest_generation();
+    let our_prefix = format!("krill-{ws}-");
     let mut child = journal(&m, cursor.as_deref()).map_err(|e| fail("journalctl", e))?;
     let stdout = child.stdout.take().expect("piped");
     let mut input = BufReader::with_capacity(64 << 10, stdout);
@@ -353,7 +354,7 @@ pub fn run(ws: &str) -> Result<u8, Error> {
             let ours = [&e.about, &e.unit, &e.user_about, &e.user_unit]
                 .into_iter()
                 .find_map(text)
-                .is_some_and(|u| u.starts_with(&format!("krill-{ws}-")));
+                .is_some_and(|u| u.starts_with(&our_prefix));
             if who.is_none() && ours && manifest_generation() != generation {
                 files.flush();
                 generation = manifest_generation();

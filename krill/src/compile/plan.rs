@@ -175,6 +175,19 @@ impl Plan {
 
     /// What the generator hands to the programs that act at runtime.
     pub fn manifest(&self) -> Manifest {
+        // Each user's home is looked up once (a read of /etc/passwd), not per service.
+        let homes: BTreeMap<Option<&str>, Option<std::path::PathBuf>> = match &self.recipe.logs {
+            None => BTreeMap::new(),
+            Some(_) => self
+                .services
+                .iter()
+                .map(|s| s.exec.user.as_deref())
+                .chain(std::iter::once(None))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .map(|u| (u, logfiles::home_of(u)))
+                .collect(),
+        };
         let services = self
             .services
             .iter()
@@ -193,7 +206,7 @@ impl Plan {
                 user: s.exec.user.clone(),
                 memory_max: s.exec.resources.memory_max,
                 log_file: self.recipe.logs.as_ref().and_then(|l| {
-                    let home = logfiles::home_of(s.exec.user.as_deref())?;
+                    let home = homes.get(&s.exec.user.as_deref())?.as_ref()?;
                     Some(logfiles::service_file(
                         &l.dir.resolve(&home),
                         self.workspace(),
@@ -219,7 +232,8 @@ impl Plan {
             services,
             logs: self.recipe.logs.as_ref().map(|l| logfiles::ManifestLogs {
                 timeline: logfiles::timeline_file(
-                    &l.dir.resolve(&logfiles::home_of(None).unwrap_or_default()),
+                    &l.dir
+                        .resolve(&homes.get(&None).cloned().flatten().unwrap_or_default()),
                     self.workspace(),
                 ),
                 max_bytes: l.max_bytes,
