@@ -208,7 +208,7 @@ impl Plan {
                 log_file: self.recipe.logs.as_ref().and_then(|l| {
                     let home = homes.get(&s.exec.user.as_deref())?.as_ref()?;
                     Some(logfiles::service_file(
-                        &l.dir.resolve(&home),
+                        &l.dir.resolve(home),
                         self.workspace(),
                         &s.name,
                     ))
