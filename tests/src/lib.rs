@@ -448,11 +448,22 @@ impl Container {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        self.wait_for("system running", Duration::from_secs(60), || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
             let s = self.sh("systemctl is-system-running");
             let t = String::from_utf8_lossy(&s.stdout);
-            t.starts_with("running") || t.starts_with("degraded")
-        });
+            if t.starts_with("running") || t.starts_with("degraded") {
+                break;
+            }
+            // A boot that never settles says which jobs it is stuck on.
+            assert!(
+                Instant::now() < deadline,
+                "the container's boot did not finish in 60 s ({}); jobs:\n{}",
+                t.trim(),
+                text(&self.sh("systemctl list-jobs --no-pager; systemctl --failed --no-pager"))
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         if let Some((dev, slot)) = self.link.clone() {
             let host = Command::new("sh")
                 .arg("-c")
