@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
 
 use zbus::zvariant::OwnedObjectPath;
 
@@ -15,7 +14,6 @@ pub struct Ctx {
     pub sup: Mutex<Supervisor>,
     pub conn: zbus::Connection,
     pub manager: ManagerProxy<'static>,
-    pub last_relay: Mutex<BTreeMap<String, Instant>>,
     pub next_fd_name: std::sync::atomic::AtomicU64,
     /// Prefix of this image's fd-store names (`hb-PID-START`): a re-exec keeps the
     /// PID and the connections, so the names also carry this image's start time.

@@ -53,7 +53,6 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         sup: Mutex::new(Supervisor::new(Records::default())),
         conn: conn.clone(),
         manager,
-        last_relay: Mutex::new(BTreeMap::new()),
         next_fd_name: std::sync::atomic::AtomicU64::new(0),
         fd_name_prefix: format!(
             "hb-{}-{}",

@@ -9,8 +9,14 @@
 //! * a service is unhealthy after [`FAILURE_THRESHOLD`] consecutive failed probes;
 //! * start period: until its first passed check, failures of a run do not count
 //!   for [`START_PERIOD`] (the `healthy` gate gives up at the same time);
-//! * heartbeat: `timeout` between heartbeats, enforced by systemd (`WatchdogSec=`),
-//!   the first one due `timeout` after start.
+//! * heartbeat: `timeout` between heartbeats, the first one due `timeout` after
+//!   start. systemd enforces it (`WatchdogSec=`) until the run's first heartbeat
+//!   over the socket; from then on this supervisor times it to the millisecond and
+//!   fails a silent run with `WATCHDOG=trigger`, and systemd's watchdog is widened to
+//!   a backstop ([`watchdog_backstop`]) that it pings every [`relay_period`].
+//!
+//! [`watchdog_backstop`]: krill::runtime::timing::watchdog_backstop
+//! [`relay_period`]: krill::runtime::timing::relay_period
 
 use std::collections::BTreeMap;
 
@@ -132,6 +138,11 @@ pub struct Tracked {
     pub socket_client: bool,
     /// The latest systemd watchdog timestamp seen for a plain sd_notify client.
     pub native_ping_us: u64,
+    /// This supervisor widened this run's systemd watchdog to the backstop, and so
+    /// times its heartbeats itself (fails it with `WATCHDOG=trigger`).
+    pub backstopped: bool,
+    /// When this run's watchdog was last pinged on its behalf.
+    pub last_relay: Option<Instant>,
     pub next_probe: Instant,
     /// The latest CPU sample of this run: when, and the cgroups' CPU time (µs).
     pub cpu_sample: Option<(Instant, u64)>,
@@ -141,14 +152,30 @@ pub struct Tracked {
 
 pub use krill::runtime::stats::Stats;
 
+/// A watchdog ping to send to systemd on a service's behalf (as its MainPID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    pub main_pid: u32,
+    /// Also set the run's watchdog timeout to this backstop (the run's first
+    /// heartbeat over the socket).
+    pub backstop: Option<Duration>,
+}
+
+/// A heartbeat service that went silent for longer than its timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silent {
+    pub unit: String,
+    /// Fail it with `WATCHDOG=trigger` sent as this MainPID: this supervisor
+    /// widened its watchdog, so systemd would wait for the backstop. `None`: the
+    /// run's own `WatchdogSec=` acts (or, in a user manager, the caller kills it).
+    pub trigger_pid: Option<u32>,
+}
+
 /// What a heartbeat led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BeatOutcome {
-    /// Accepted; relay `WATCHDOG=1` as this MainPID when set; health changed or not.
-    Accepted {
-        relay_pid: Option<u32>,
-        changed: bool,
-    },
+    /// Accepted; send `relay` when set; health changed or not.
+    Accepted { relay: Option<Relay>, changed: bool },
     /// The sender is not the service it names.
     Refused(String),
 }
@@ -192,6 +219,8 @@ impl Tracked {
             probing: false,
             socket_client: false,
             native_ping_us: 0,
+            backstopped: false,
+            last_relay: None,
             next_probe: now,
             cpu_sample: None,
             cpu_percent: None,
@@ -230,6 +259,32 @@ impl Tracked {
 
     fn running(&self) -> bool {
         self.state.active == "active"
+    }
+
+    /// The ping a heartbeat of this run earns: the first one widens the run's
+    /// watchdog to the backstop; later ones ping it every [`relay_period`] at most,
+    /// so PID 1 sees a couple of pings a second whatever the heartbeat rate.
+    ///
+    /// [`relay_period`]: krill::runtime::timing::relay_period
+    fn relay(&mut self, timeout: Duration, now: Instant) -> Option<Relay> {
+        let backstop = if self.backstopped {
+            let period = krill::runtime::timing::relay_period(timeout);
+            if self
+                .last_relay
+                .is_some_and(|l| now.duration_since(l) < period)
+            {
+                return None;
+            }
+            None
+        } else {
+            self.backstopped = true;
+            Some(krill::runtime::timing::watchdog_backstop(timeout))
+        };
+        self.last_relay = Some(now);
+        Some(Relay {
+            main_pid: self.state.main_pid,
+            backstop,
+        })
     }
 }
 
@@ -290,6 +345,8 @@ impl Supervisor {
             t.next_probe = now;
             t.socket_client = false;
             t.native_ping_us = 0;
+            t.backstopped = self.records.is_backstopped(unit, &t.state.invocation);
+            t.last_relay = None;
             if !t.passed {
                 self.records.remove(Kind::Health, unit);
             }
@@ -430,8 +487,19 @@ impl Supervisor {
                 changed = true;
             }
         }
-        let relay_pid = (is_heartbeat_check && t.state.main_pid > 0).then_some(t.state.main_pid);
-        BeatOutcome::Accepted { relay_pid, changed }
+        let relay = match &t.watched.svc.check {
+            Some(HealthCheck::Heartbeat { timeout }) if t.running() && t.state.main_pid > 0 => {
+                t.relay(*timeout, now)
+            }
+            _ => None,
+        };
+        if relay.is_some_and(|r| r.backstop.is_some()) {
+            let u = &t.watched.unit;
+            if let Err(e) = self.records.record_backstop(u, &t.state.invocation) {
+                tracing::warn!("cannot record that {u} is timed by the supervisor: {e}");
+            }
+        }
+        BeatOutcome::Accepted { relay, changed }
     }
 
     /// Running services whose watchdog this supervisor feeds (heartbeat clients of
@@ -465,6 +533,9 @@ impl Supervisor {
                 && self.records.is_unwatched(u, &t.state.invocation)
             {
                 t.socket_client = true;
+                // Re-armed with its WatchdogSec=: widened again at its next heartbeat.
+                t.backstopped = false;
+                self.records.remove(Kind::Backstop, u);
                 out.push((u.clone(), t.state.main_pid, wd));
             }
             self.records.remove(Kind::Unwatched, u);
@@ -478,9 +549,12 @@ impl Supervisor {
         self.units
             .iter()
             .filter(|(_, t)| {
+                // A widened run's watchdog pings were relayed by a supervisor: it is
+                // a socket client whose heartbeats have not come back yet.
                 matches!(t.watched.svc.check, Some(HealthCheck::Heartbeat { .. }))
                     && t.running()
                     && !t.socket_client
+                    && !t.backstopped
             })
             .map(|(u, _)| u.clone())
             .collect()
@@ -493,7 +567,7 @@ impl Supervisor {
         let Some(t) = self.units.get_mut(unit) else {
             return false;
         };
-        if t.socket_client || st.invocation != t.state.invocation || !t.running() {
+        if t.socket_client || t.backstopped || st.invocation != t.state.invocation || !t.running() {
             return false;
         }
         // Entering `active` resets the timestamp; a real ping comes later.
@@ -512,9 +586,10 @@ impl Supervisor {
         false
     }
 
-    /// Heartbeat services silent for longer than their timeout are shown unhealthy
-    /// (systemd's watchdog acts on them). Returns the units that changed.
-    pub fn sweep(&mut self, now: Instant) -> Vec<String> {
+    /// Heartbeat services silent for longer than their timeout are shown unhealthy,
+    /// and returned: with the MainPID to trigger systemd's watchdog as, where this
+    /// supervisor times the run (its watchdog is the wider backstop).
+    pub fn sweep(&mut self, now: Instant) -> Vec<Silent> {
         let mut out = vec![];
         for (u, t) in &mut self.units {
             if let (Some(HealthCheck::Heartbeat { timeout }), true) =
@@ -537,7 +612,11 @@ impl Supervisor {
                             tracing::warn!("cannot record why {u} is failed: {e}");
                         }
                     }
-                    out.push(u.clone());
+                    out.push(Silent {
+                        unit: u.clone(),
+                        trigger_pid: (t.backstopped && t.state.main_pid > 0)
+                            .then_some(t.state.main_pid),
+                    });
                 }
             }
         }
@@ -553,7 +632,7 @@ impl Supervisor {
             .filter_map(|t| match &t.watched.svc.check {
                 Some(HealthCheck::Heartbeat { timeout })
                     if t.health != Health::Unhealthy
-                        && (t.socket_client || t.native_ping_us == 0) =>
+                        && (t.socket_client || t.backstopped || t.native_ping_us == 0) =>
                 {
                     Some(t.last_beat.unwrap_or(t.run_started) + *timeout + Duration::from_millis(1))
                 }
@@ -726,7 +805,10 @@ mod tests {
                 now
             ),
             BeatOutcome::Accepted {
-                relay_pid: Some(42),
+                relay: Some(Relay {
+                    main_pid: 42,
+                    backstop: Some(Duration::from_secs(4))
+                }),
                 changed: true
             }
         );
@@ -777,11 +859,110 @@ mod tests {
         assert!(s.sweep(t0 + Duration::from_millis(400)).is_empty());
         assert_eq!(
             s.sweep(t0 + Duration::from_millis(600)),
-            ["krill-w-a.service"]
+            [Silent {
+                unit: "krill-w-a.service".into(),
+                trigger_pid: Some(42)
+            }]
         );
         assert!(s.units["krill-w-a.service"]
             .reason
             .starts_with("no heartbeat for 0.6 s"));
+    }
+
+    #[test]
+    fn a_restarted_supervisor_times_the_runs_its_predecessor_widened() {
+        let (mut s, d) = sup(HealthCheck::Heartbeat {
+            timeout: Duration::from_millis(500),
+        });
+        let t0 = Instant::now();
+        s.on_unit_state("krill-w-a.service", running("aa", 42), t0);
+        s.on_heartbeat(Some("krill-w-a.service"), 42, &hb("a", Status::Healthy), t0);
+        // The next supervisor (same records) sees the same run, silent since.
+        let mut next = Supervisor::new(Records::at(d.path()));
+        next.configure(
+            BTreeMap::from([(
+                "krill-w-a.service".to_owned(),
+                watched(
+                    "krill-w-a.service",
+                    "a",
+                    Some(HealthCheck::Heartbeat {
+                        timeout: Duration::from_millis(500),
+                    }),
+                ),
+            )]),
+            t0,
+        );
+        next.on_unit_state("krill-w-a.service", running("aa", 42), t0);
+        // systemd's watchdog timestamp shows the predecessor's relays: not a plain
+        // sd_notify client's pings.
+        assert!(next.native_candidates().is_empty());
+        let pinged = UnitState {
+            watchdog_us: 5_000_000,
+            ..running("aa", 42)
+        };
+        assert!(!next.on_native_ping("krill-w-a.service", &pinged, t0));
+        assert_eq!(
+            next.sweep(t0 + Duration::from_millis(600)),
+            [Silent {
+                unit: "krill-w-a.service".into(),
+                trigger_pid: Some(42)
+            }]
+        );
+        // A later run of the unit starts with its generated WatchdogSec= again.
+        next.on_unit_state("krill-w-a.service", running("bb", 43), t0);
+        assert!(!next.units["krill-w-a.service"].backstopped);
+    }
+
+    #[test]
+    fn a_run_never_heard_on_the_socket_is_left_to_its_own_watchdog() {
+        let (mut s, _d) = sup(HealthCheck::Heartbeat {
+            timeout: Duration::from_millis(500),
+        });
+        let t0 = Instant::now();
+        s.on_unit_state("krill-w-a.service", running("aa", 42), t0);
+        assert_eq!(
+            s.sweep(t0 + Duration::from_millis(600)),
+            [Silent {
+                unit: "krill-w-a.service".into(),
+                trigger_pid: None
+            }],
+            "systemd's WatchdogSec= (not widened) acts: the supervisor must not fail a plain sd_notify client on a guess"
+        );
+    }
+
+    #[test]
+    fn relays_widen_the_watchdog_once_then_ping_every_half_timeout() {
+        let (mut s, _d) = sup(HealthCheck::Heartbeat {
+            timeout: Duration::from_secs(1),
+        });
+        let t0 = Instant::now();
+        s.on_unit_state("krill-w-a.service", running("aa", 42), t0);
+        let relay = |s: &mut Supervisor, ms: u64| match s.on_heartbeat(
+            Some("krill-w-a.service"),
+            42,
+            &hb("a", Status::Healthy),
+            t0 + Duration::from_millis(ms),
+        ) {
+            BeatOutcome::Accepted { relay, .. } => relay,
+            o => panic!("{o:?}"),
+        };
+        // 10 Hz for 2 s: the first widens, then one ping per 500 ms.
+        let relays: Vec<(u64, Option<Relay>)> = (0..20)
+            .map(|i| i * 100)
+            .filter_map(|ms| relay(&mut s, ms).map(|r| (ms, Some(r))))
+            .collect();
+        assert_eq!(
+            relays.iter().map(|(ms, _)| *ms).collect::<Vec<_>>(),
+            [0, 500, 1000, 1500]
+        );
+        assert_eq!(relays[0].1.unwrap().backstop, Some(Duration::from_secs(2)));
+        assert!(relays[1..]
+            .iter()
+            .all(|(_, r)| r.unwrap().backstop.is_none()));
+        // A new run starts with the generated WatchdogSec= again: widen it anew.
+        s.on_unit_state("krill-w-a.service", running("bb", 50), t0);
+        let r = relay(&mut s, 2000).unwrap();
+        assert_eq!((r.main_pid, r.backstop), (50, Some(Duration::from_secs(2))));
     }
 
     #[test]

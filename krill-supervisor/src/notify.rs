@@ -84,6 +84,19 @@ pub fn relay_watchdog(sock: &std::os::unix::net::UnixDatagram, main_pid: i32) ->
     )
 }
 
+/// Fails the service whose main process is `main_pid` as its own watchdog would
+/// (`WATCHDOG=trigger`: systemd logs a watchdog timeout, sends `WatchdogSignal=`,
+/// and the run ends with `Result=watchdog`, so its restart policy applies).
+pub fn trigger_watchdog(sock: &std::os::unix::net::UnixDatagram, main_pid: i32) -> nix::Result<()> {
+    send_on(
+        sock.as_raw_fd(),
+        SYSTEMD_NOTIFY,
+        "WATCHDOG=trigger",
+        Some(main_pid),
+        &[],
+    )
+}
+
 /// Sets the watchdog timeout of the service whose main process is `main_pid`:
 /// `Some(t)` re-arms it with a ping now and timeout `t` (the generated
 /// `WatchdogSec=`); `None` disables it (`WATCHDOG_USEC=` infinity) until the run ends

@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 
-use krill::runtime::timing::RELAY_INTERVAL;
-
 use crate::auth;
 use crate::conns::Peer;
 use crate::ctx::{lock, Ctx};
-use crate::health::BeatOutcome;
+use crate::health::{BeatOutcome, Relay};
 use crate::notify;
 use crate::protocol::{self, MAX_LINE};
 use crate::unit_watch::emit;
@@ -139,9 +137,9 @@ async fn handle_line(
     let outcome = ctx.sup().on_heartbeat(unit, pid, &hb, Instant::now());
     match outcome {
         BeatOutcome::Refused(msg) => complain(msg),
-        BeatOutcome::Accepted { relay_pid, changed } => {
-            if let (Some(main_pid), Some(u)) = (relay_pid, unit) {
-                relay(ctx, u, main_pid);
+        BeatOutcome::Accepted { relay, changed } => {
+            if let (Some(r), Some(u)) = (relay, unit) {
+                send_relay(ctx, u, r);
             }
             if changed {
                 if let Some(u) = unit {
@@ -152,22 +150,17 @@ async fn handle_line(
     }
 }
 
-/// Relays `WATCHDOG=1` for `unit`, at most every [`RELAY_INTERVAL`]: a chatty client
-/// must not load PID 1. krill-gen gives `WatchdogSec=` exactly that much slack, so a
-/// heartbeat that is dropped here is always covered by the relay before it.
-fn relay(ctx: &Arc<Ctx>, unit: &str, main_pid: u32) {
-    let now = Instant::now();
-    {
-        let mut last = lock(&ctx.last_relay);
-        if last
-            .get(unit)
-            .is_some_and(|t| now.duration_since(*t) < RELAY_INTERVAL)
-        {
-            return;
-        }
-        last.insert(unit.to_owned(), now);
-    }
-    match notify::relay_watchdog(&ctx.relay_sock, main_pid as i32) {
+/// Pings `unit`'s watchdog as its MainPID (what [`Supervisor::on_heartbeat`] decided:
+/// at most every half timeout, the first one widening it to the backstop).
+///
+/// [`Supervisor::on_heartbeat`]: crate::health::Supervisor::on_heartbeat
+fn send_relay(ctx: &Arc<Ctx>, unit: &str, r: Relay) {
+    let main_pid = r.main_pid as i32;
+    let sent = match r.backstop {
+        Some(b) => notify::set_watchdog(&ctx.relay_sock, main_pid, Some(b)),
+        None => notify::relay_watchdog(&ctx.relay_sock, main_pid),
+    };
+    match sent {
         Ok(()) => ctx.sup().stats.relayed += 1,
         Err(e) => tracing::warn!("relaying WATCHDOG=1 for {unit} (MainPID {main_pid}): {e}"),
     }

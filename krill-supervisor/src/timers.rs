@@ -25,17 +25,23 @@ pub async fn timer_loop(ctx: Arc<Ctx>) {
             _ = ctx.wake.notified() => {}
         }
         let now = Instant::now();
-        let changed = ctx.sup().sweep(now);
-        for u in changed {
-            tracing::warn!("{u}: heartbeat timed out");
-            emit(&ctx, &u).await;
-            // A user manager takes no relayed pings, so its units have no watchdog:
-            // fail the run here, with SIGABRT as systemd's watchdog would.
+        let silent = ctx.sup().sweep(now);
+        for s in silent {
+            let u = &s.unit;
+            // First fail the run, then tell: this is the detection latency.
             if krill::runtime::scope::is_user() {
-                if let Err(e) = ctx.manager.kill_unit(&u, "main", libc::SIGABRT).await {
+                // A user manager takes no relayed pings, so its units have no
+                // watchdog: fail the run here, with SIGABRT as systemd's would.
+                if let Err(e) = ctx.manager.kill_unit(u, "main", libc::SIGABRT).await {
                     tracing::error!("cannot fail {u}: {e}");
                 }
+            } else if let Some(pid) = s.trigger_pid {
+                if let Err(e) = notify::trigger_watchdog(&ctx.relay_sock, pid as i32) {
+                    tracing::error!("cannot trigger the watchdog of {u} (MainPID {pid}): {e}");
+                }
             }
+            tracing::warn!("{u}: heartbeat timed out");
+            emit(&ctx, u).await;
         }
         let due = ctx.sup().due_probes(now);
         for (unit, check, watched) in due {

@@ -17,7 +17,14 @@
 //!   against `systemctl stop` of the floor's target: from the command to the last of
 //!   the 14 processes gone;
 //! * `krill status` of the 5 services with the supervisor stopped, against
-//!   `systemctl show` of their state: wall time of the command in the container.
+//!   `systemctl show` of their state: wall time of the command in the container;
+//! * 50 services sending heartbeats at 10 Hz (timeout 2 s), through krill's SDK and
+//!   supervisor, against 50 plain units whose process pings systemd's watchdog
+//!   itself (`floor-hb@.service`, `WatchdogSec=2s`): the CPU of the system's side
+//!   (PID 1, journald, dbus-daemon, and krill-supervisor for krill), % of one core
+//!   over a window;
+//! * the same services' timeout detection: from the last heartbeat of a silenced
+//!   service to systemd failing it, less the timeout (ms late).
 //!
 //! The generator row is `cargo bench -p krill-gen`; heartbeat detection and CPU are
 //! `--bench supervisor`.
@@ -56,6 +63,84 @@ services:
 "#;
 
 const SERVICES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+/// The heartbeat client of both sides, at 10 Hz: `krill NAME` through the Python SDK,
+/// `notify NAME` as `WATCHDOG=1` to `$NOTIFY_SOCKET`. `/run/stop-NAME` silences it;
+/// it writes the CLOCK_MONOTONIC µs of its last heartbeat to `/run/lastbeat-NAME`.
+const BEAT10: &str = r#"import os, socket, sys, time
+mode, name = sys.argv[1], sys.argv[2]
+if mode == "krill":
+    from krill import KrillClient
+    c = KrillClient()
+    beat = c.heartbeat
+else:
+    addr = os.environ["NOTIFY_SOCKET"]
+    addr = "\0" + addr[1:] if addr.startswith("@") else addr
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    beat = lambda: s.sendto(b"WATCHDOG=1", addr)
+while True:
+    if not os.path.exists("/run/stop-" + name):
+        beat()
+        with open("/run/lastbeat-" + name + ".tmp", "w") as f:
+            f.write(str(time.monotonic_ns() // 1000))
+        os.rename("/run/lastbeat-" + name + ".tmp", "/run/lastbeat-" + name)
+    time.sleep(0.1)
+"#;
+
+/// Heartbeat services per side.
+const BEATERS: usize = 50;
+
+/// The CPU window of the heartbeat row (per round and side).
+const CPU_WINDOW: Duration = Duration::from_secs(10);
+
+/// CPU time (ns) of the container's processes named by their unit's MainPID, plus
+/// PID 1 (from each `/proc/PID/schedstat`).
+fn cpu_ns(c: &Container, units: &[&str]) -> u64 {
+    let mut pids: Vec<u64> = units.iter().map(|u| c.num(u, "MainPID")).collect();
+    pids.push(1);
+    pids.iter()
+        .filter(|p| **p != 0)
+        .map(|p| {
+            std::fs::read_to_string(c.path(&format!("/proc/{p}/schedstat")))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// % of one core the system's side spends while `BEATERS` services beat.
+fn beat_cpu(c: &Container, units: &[&str]) -> f64 {
+    let t0 = cpu_ns(c, units);
+    let start = now_us();
+    // The measurement window (what is measured is the CPU spent in it).
+    std::thread::sleep(CPU_WINDOW);
+    let t1 = cpu_ns(c, units);
+    (t1 - t0) as f64 / 1e3 / (now_us() - start) as f64 * 100.0
+}
+
+/// Silences `name` (unit `unit`, timeout 2 s) and returns how late systemd failed it:
+/// from its last heartbeat to the run's exit, less the timeout, ms. Then lets it beat
+/// again and waits until it runs.
+fn detection(c: &Container, name: &str, unit: &str) -> f64 {
+    let restarts = c.num(unit, "NRestarts");
+    let pid = c.num(unit, "MainPID");
+    c.write(&format!("/run/stop-{name}"), "");
+    c.wait_for(
+        "the silenced service restarted",
+        Duration::from_secs(30),
+        || c.num(unit, "NRestarts") > restarts && c.num(unit, "MainPID") != pid,
+    );
+    let last: u64 = c
+        .ok(&format!("cat /run/lastbeat-{name}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let acted = mono(c, unit, "ActiveExit");
+    c.ok(&format!("rm /run/stop-{name}"));
+    c.wait_state(unit, "active/running", Duration::from_secs(30));
+    (acted.saturating_sub(last) as f64 / 1000.0) - 2000.0
+}
 
 fn krill_unit(s: &str) -> String {
     format!("krill-dag-{s}.service")
@@ -179,14 +264,21 @@ fn all_gone(c: &Container, cmd: &str, slice: &str) -> f64 {
 
 struct Row {
     name: &'static str,
+    /// What the figures are in ("ms", "%").
+    unit: &'static str,
     krill: Vec<f64>,
     floor: Vec<f64>,
 }
 
 impl Row {
     fn new(name: &'static str) -> Row {
+        Row::in_unit(name, "ms")
+    }
+
+    fn in_unit(name: &'static str, unit: &'static str) -> Row {
         Row {
             name,
+            unit,
             krill: vec![],
             floor: vec![],
         }
@@ -214,8 +306,9 @@ impl Row {
 
     fn print(&self) {
         let (k, f) = (median(self.krill.clone()), median(self.floor.clone()));
+        let u = self.unit;
         println!(
-            "| {} | {k:.1} ms | {f:.1} ms | {:.2} |",
+            "| {} | {k:.2} {u} | {f:.2} {u} | {:.2} |",
             self.name,
             if f > 0.0 { k / f } else { f64::NAN }
         );
@@ -359,13 +452,89 @@ fn main() {
         );
     }
 
+    // Heartbeats: 50 services at 10 Hz on each side, both running throughout (the
+    // other side's clients cost the same in both windows).
+    c.write("/opt/beat10.py", BEAT10);
+    let mut recipe = String::from("version: \"1\"\nname: hb\nservices:\n");
+    for i in 0..BEATERS {
+        recipe.push_str(&format!("  s{i}:\n    execute: {{type: shell, command: python3 /opt/beat10.py krill s{i}}}\n    health_check: {{type: heartbeat, timeout: 2s}}\n    policy: {{restart: on-failure, restart_delay: 200ms}}\n"));
+    }
+    c.write("/root/hb.yaml", &recipe);
+    c.ok("krill install /root/hb.yaml");
+    c.ok("cp /root/floor/floor-hb* /etc/systemd/system/ && systemctl daemon-reload");
+    let base = ["systemd-journald.service", "dbus.service"];
+    let with_sup = [base[0], base[1], "krill-supervisor.service"];
+    let mut cpu = Row::in_unit(
+        "system CPU, 50 services × 10 Hz heartbeats (PID 1 + journald + dbus [+ supervisor])",
+        "%",
+    );
+    let mut late = Row::new("heartbeat timeout detection, ms after the 2 s timeout");
+    // One side at a time: its 50 services started, all beating, a CPU window, one
+    // silenced service's detection, stopped.
+    let side = |krill: bool| -> (f64, f64) {
+        let unit = |i: usize| {
+            if krill {
+                format!("krill-hb-s{i}.service")
+            } else {
+                format!("floor-hb@s{i}.service")
+            }
+        };
+        c.ok(if krill {
+            "systemctl start krill-hb.target"
+        } else {
+            "systemctl start floor-hb.target"
+        });
+        c.wait_for(
+            "every heartbeat service beating",
+            Duration::from_secs(60),
+            || {
+                (0..BEATERS).all(|i| c.prop(&unit(i), "SubState") == "running")
+                    && (!krill
+                        || c.status_json("hb")["workspaces"][0]["services"]
+                            .as_array()
+                            .is_some_and(|a| {
+                                a.iter().filter(|s| s["health"] == "healthy").count() == BEATERS
+                            }))
+            },
+        );
+        std::thread::sleep(SETTLE);
+        let pct = beat_cpu(&c, if krill { &with_sup[..] } else { &base[..] });
+        let ms = detection(&c, "s1", &unit(1));
+        c.ok(if krill {
+            "systemctl stop krill-hb.target"
+        } else {
+            "systemctl stop floor-hb.target"
+        });
+        let all: Vec<String> = (0..BEATERS).map(unit).collect();
+        wait_inactive(&c, &all);
+        (pct, ms)
+    };
+    for i in 0..3 {
+        let order = if i % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for krill in order {
+            let (pct, ms) = side(krill);
+            if krill {
+                cpu.krill.push(pct);
+                late.krill.push(ms);
+            } else {
+                cpu.floor.push(pct);
+                late.floor.push(ms);
+            }
+        }
+    }
+    c.ok("krill uninstall hb");
+
     println!(
-        "\nkrill beside plain systemd (systemd {}), medians of {ROUNDS} interleaved rounds\n",
+        "\nkrill beside plain systemd (systemd {}), medians of {ROUNDS} interleaved rounds (heartbeats: 3 rounds of a {CPU_WINDOW:?} CPU window and a detection)\n",
         c.systemd_version()
     );
     println!("| metric | krill | floor | krill / floor |");
     println!("|---|---|---|---|");
-    for r in [&kill, &up, &install, &estop, &status] {
+    for r in [&kill, &up, &install, &estop, &status, &cpu, &late] {
         r.print();
     }
 }

@@ -648,6 +648,19 @@ impl Container {
         self.sh(&format!("kill -0 {pid}")).status.success()
     }
 
+    /// One of krill-supervisor's counters (its `Stats` property on D-Bus:
+    /// `accepted`, `relayed`, ...).
+    pub fn sup_stat(&self, key: &str) -> u64 {
+        let out = self.ok(
+            "busctl --json=short get-property org.krill.Supervisor1 /org/krill/Supervisor1 org.krill.Supervisor1 Stats",
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let stats: serde_json::Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+        stats[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no counter {key} in {stats}"))
+    }
+
     /// The container's journal (for failure reports and log assertions).
     pub fn journal(&self, args: &str) -> String {
         String::from_utf8_lossy(&self.sh(&format!("journalctl --no-pager -q {args}")).stdout)

@@ -85,6 +85,32 @@ services:
     );
     std::fs::remove_file(c.path("/run/degrade-sensor")).unwrap();
 
+    // The supervisor times the heartbeats itself and pings systemd's (widened)
+    // watchdog at most every half timeout: 10 Hz heartbeats cost PID 1 two pings a
+    // second, not ten.
+    let (a0, r0) = (c.sup_stat("accepted"), c.sup_stat("relayed"));
+    c.wait_for("50 more heartbeats", T, || {
+        c.sup_stat("accepted") >= a0 + 50
+    });
+    let (a1, r1) = (c.sup_stat("accepted"), c.sup_stat("relayed"));
+    eprintln!(
+        "MEASURE relayed_per_heartbeat={:.2} ({} relays for {} heartbeats)",
+        (r1 - r0) as f64 / (a1 - a0) as f64,
+        r1 - r0,
+        a1 - a0
+    );
+    assert!(
+        (r1 - r0) * 4 <= a1 - a0,
+        "relays {} for {} heartbeats",
+        r1 - r0,
+        a1 - a0
+    );
+    assert_eq!(
+        c.ok(&format!("cat /run/krill/backstop/{s}")).trim(),
+        c.prop(s, "InvocationID"),
+        "the run's watchdog is recorded as widened"
+    );
+
     let fusion_pid = c.num(f, "MainPID");
     let sensor_pid = c.num(s, "MainPID");
     c.write("/run/stop-sensor", "");
@@ -105,11 +131,16 @@ services:
         (acted - last) as f64 / 1000.0
     );
     assert!(acted >= last + 1_000_000, "failed before the timeout");
+    assert!(
+        acted < last + 1_500_000,
+        "the supervisor, not the 2 s backstop, failed it"
+    );
     c.wait_state(s, "active/running", T);
     assert_ne!(c.num(s, "MainPID"), sensor_pid);
+    // WATCHDOG=trigger: systemd's own watchdog path, asked by the supervisor.
     assert!(
-        c.journal(&format!("-u {s}")).contains("Watchdog timeout"),
-        "systemd's watchdog acted"
+        c.journal(&format!("-u {s}")).contains("Watchdog request"),
+        "the supervisor triggered systemd's watchdog"
     );
     assert_eq!(
         c.num(f, "MainPID"),
@@ -120,6 +151,81 @@ services:
     c.wait_for("healthy again", T, || {
         c.service_status("hb", "sensor")["health"] == "healthy"
     });
+}
+
+/// The supervisor times heartbeats and leaves systemd's watchdog as a backstop: a
+/// supervisor killed with SIGKILL is replaced and its successor still fails a
+/// silent service about one timeout after its last heartbeat (the widened run is
+/// recorded); a hung supervisor (SIGSTOP) blinds nothing: systemd's backstop, twice
+/// the timeout, fails the service by itself.
+#[test]
+fn the_watchdog_backstop_outlives_a_killed_or_hung_supervisor() {
+    let Some(_g) = krill_e2e::guard() else { return };
+    let c = Container::boot("sup-backstop");
+    c.write("/opt/hb/hb.py", HB_PY);
+    c.install_ok(
+        "bs",
+        r#"
+version: "1"
+name: bs
+services:
+  sensor:
+    execute: {type: shell, command: python3 /opt/hb/hb.py}
+    health_check: {type: heartbeat, timeout: 1s}
+    policy: {restart: on-failure, restart_delay: 200ms}
+"#,
+        "--now",
+    );
+    let s = "krill-bs-sensor.service";
+    c.wait_for("sensor healthy", T, || {
+        c.service_status("bs", "sensor")["health"] == "healthy"
+    });
+    // Silence, the last beat taken, then the supervisor killed: its successor (its
+    // socket restarts it) finds the run widened in /run/krill/backstop.
+    let silence = |c: &Container| -> u64 {
+        c.write("/run/stop-sensor", "");
+        let mut last = 0;
+        c.wait_for("the sensor's last heartbeat", T, || {
+            let l = c.ok("cat /run/lastbeat-sensor").trim().parse().unwrap_or(0);
+            let settled = l == last && now_us() > l + 300_000;
+            last = l;
+            settled
+        });
+        last
+    };
+    for (round, stall) in [("killed", "kill -KILL"), ("hung", "kill -STOP")] {
+        let pid = c.num(s, "MainPID");
+        let restarts = c.num(s, "NRestarts");
+        let sup = c.num("krill-supervisor.service", "MainPID");
+        let last = silence(&c);
+        c.ok(&format!("{stall} {sup}"));
+        c.wait_for(&format!("{round}: the sensor failed"), T, || {
+            c.num(s, "NRestarts") > restarts && c.num(s, "MainPID") != pid
+        });
+        let acted = c.num(s, "ActiveExitTimestampMonotonic");
+        let after_ms = (acted - last) as f64 / 1000.0;
+        eprintln!("MEASURE backstop_{round}_supervisor_ms={after_ms:.1} (timeout 1000 ms)");
+        let journal = c.journal(&format!("-u {s}"));
+        if round == "killed" {
+            assert!(
+                (1000.0..2000.0).contains(&after_ms),
+                "the next supervisor timed it: {after_ms} ms"
+            );
+            assert!(journal.contains("Watchdog request"), "{journal}");
+        } else {
+            assert!(
+                (2000.0..3000.0).contains(&after_ms),
+                "systemd's backstop acted at twice the timeout: {after_ms} ms"
+            );
+            assert!(journal.contains("Watchdog timeout"), "{journal}");
+            c.ok(&format!("kill -CONT {sup}"));
+        }
+        c.ok("rm /run/stop-sensor");
+        c.ok(&format!("systemctl reset-failed {s} || true"));
+        c.wait_for("sensor healthy again", T, || {
+            c.service_status("bs", "sensor")["health"] == "healthy"
+        });
+    }
 }
 
 /// S2 for `healthy`: a dependency that never becomes healthy keeps its dependent from

@@ -42,6 +42,10 @@ pub enum Kind {
     /// stopping supervisor handed back to systemd (disabled it), so that the run
     /// survives the supervisor's absence; the next supervisor re-arms it.
     Unwatched,
+    /// `backstop/<unit>`: the InvocationID of a heartbeat run whose systemd watchdog
+    /// the supervisor widened to the backstop: it times that run's heartbeats
+    /// itself, and so does the next supervisor after a crash or a restart.
+    Backstop,
 }
 
 impl Kind {
@@ -57,6 +61,7 @@ impl Kind {
             Kind::LastFailure => "last-failure",
             Kind::Pending => "pending",
             Kind::Unwatched => "unwatched",
+            Kind::Backstop => "backstop",
         }
     }
 }
@@ -128,6 +133,21 @@ impl Records {
     /// Whether the watchdog of run `invocation` of `unit` was handed back.
     pub fn is_unwatched(&self, unit: &str, invocation: &str) -> bool {
         self.of_run(Kind::Unwatched, unit, invocation).is_some()
+    }
+
+    /// Records that the watchdog of run `invocation` of `unit` is the backstop; an
+    /// empty `invocation` forgets it (a re-armed run is back to `WatchdogSec=`).
+    pub fn record_backstop(&self, unit: &str, invocation: &str) -> std::io::Result<()> {
+        if invocation.is_empty() {
+            self.remove(Kind::Backstop, unit);
+            return Ok(());
+        }
+        self.write(Kind::Backstop, unit, &format!("{invocation}\n"))
+    }
+
+    /// Whether the watchdog of run `invocation` of `unit` is the backstop.
+    pub fn is_backstopped(&self, unit: &str, invocation: &str) -> bool {
+        self.of_run(Kind::Backstop, unit, invocation).is_some()
     }
 
     /// Records an emergency stop of `workspace` now.

@@ -22,6 +22,7 @@ pub struct Stats {
     pub capped_connections: u64,
     /// Connections open now.
     pub open_connections: u64,
-    /// `WATCHDOG=1` pings relayed to systemd (at most one per service per 20 ms).
+    /// Watchdog pings relayed to systemd for heartbeat services (at most one per
+    /// service per half its timeout; see `krill::runtime::timing::relay_period`).
     pub relayed: u64,
 }
