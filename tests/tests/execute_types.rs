@@ -61,15 +61,22 @@ services:
     for s in ["planner", "nav", "perception"] {
         c.wait_state(&format!("krill-robot-{s}.service"), "active/running", T);
     }
-    // pixi: the exact command line, run from the manifest's directory.
+    // pixi: the exact command line, run from the manifest's directory. The stand-in
+    // writes its record after its exec (when systemd already says active): wait for
+    // a complete line.
+    c.wait_for("pixi stand-in record", T, || {
+        std::fs::read_to_string(c.path("/run/pixi-standin.log")).is_ok_and(|l| l.contains('\n'))
+    });
     let pixi = std::fs::read_to_string(c.path("/run/pixi-standin.log")).unwrap();
     assert_eq!(
         pixi.lines().next().unwrap(),
         "run --manifest-path /opt/robot/planner/pixi.toml -e gpu plan"
     );
     // ros2: the setup script was sourced, launch args sorted by key.
+    // Written after the stand-in started: wait for the whole record, not the file.
     c.wait_for("ros2 stand-in record", T, || {
-        c.path("/run/ros2-standin.json").exists()
+        std::fs::read_to_string(c.path("/run/ros2-standin.json"))
+            .is_ok_and(|j| serde_json::from_str::<serde_json::Value>(&j).is_ok())
     });
     let ros: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(c.path("/run/ros2-standin.json")).unwrap())
