@@ -406,6 +406,8 @@ impl Supervisor {
     /// What the supervisor knows of each running service and systemd does not: its
     /// health (checked services) and its recent CPU use.
     pub fn health_facts(&self) -> BTreeMap<String, HealthFacts> {
+        // `Instant` has no epoch: place the latest heartbeats on CLOCK_MONOTONIC.
+        let (now, now_us) = (Instant::now(), krill::runtime::clock::monotonic_us());
         self.units
             .iter()
             .filter(|(_, t)| t.running())
@@ -421,6 +423,9 @@ impl Supervisor {
                         reason: t.reason.clone(),
                         beat_interval_ms: t.beat_interval.map(|i| i.as_millis() as u64),
                         cpu_percent: t.cpu_percent,
+                        last_beat_us: t.last_beat.filter(|_| t.socket_client).map(|b| {
+                            now_us.saturating_sub(now.duration_since(b).as_micros() as u64)
+                        }),
                     },
                 )
             })
@@ -604,9 +609,10 @@ impl Supervisor {
                         timeout
                     );
                     t.publish(&self.records);
-                    // A user manager has no watchdog result to explain the kill that
-                    // follows (timers.rs): the run's reason is recorded here.
-                    if krill::runtime::scope::is_user() {
+                    // The supervisor fails the run (timers.rs): record why, in its
+                    // words. systemd's watchdog timestamp is only the latest relay,
+                    // and a user manager has no watchdog result at all.
+                    if t.backstopped || krill::runtime::scope::is_user() {
                         let why = t.reason.clone();
                         if let Err(e) = self.records.record_reason(u, &t.state.invocation, &why) {
                             tracing::warn!("cannot record why {u} is failed: {e}");

@@ -47,6 +47,11 @@ pub struct HealthFacts {
     /// ([`CPU_SAMPLE_INTERVAL`]), % of one core.
     #[serde(default)]
     pub cpu_percent: Option<f64>,
+    /// When the supervisor accepted this run's latest heartbeat over its socket,
+    /// CLOCK_MONOTONIC µs. systemd's watchdog timestamp lags it by up to half the
+    /// timeout: the supervisor relays that seldom.
+    #[serde(default)]
+    pub last_beat_us: Option<u64>,
 }
 
 /// How often the supervisor samples each running service's CPU time (1 s): the
@@ -268,8 +273,15 @@ fn service(s: &ManifestService, u: &UnitFacts, facts: &Facts, records: &Records)
     let run = running(u);
     let hf = facts.health.get(&s.unit);
     let beat_age_us = match (&s.check, run) {
-        (Some(HealthCheck::Heartbeat { .. }), true) if u.watchdog_us > 0 => {
-            Some(facts.now_us.saturating_sub(u.watchdog_us.max(u.started_us)))
+        (Some(HealthCheck::Heartbeat { .. }), true)
+            if u.watchdog_us > 0 || hf.is_some_and(|h| h.last_beat_us.is_some()) =>
+        {
+            let beat = hf.and_then(|h| h.last_beat_us).unwrap_or(0);
+            Some(
+                facts
+                    .now_us
+                    .saturating_sub(u.watchdog_us.max(beat).max(u.started_us)),
+            )
         }
         _ => None,
     };
@@ -991,6 +1003,7 @@ mod tests {
                 reason: String::new(),
                 beat_interval_ms: Some(200),
                 cpu_percent: Some(12.5),
+                last_beat_us: None,
             },
         );
         let m = Manifest {
@@ -1025,5 +1038,11 @@ mod tests {
             Some("no heartbeat for 0.6 s (timeout 10 s)")
         );
         assert_eq!(ws.state, WorkspaceState::Degraded);
+        // The supervisor relays seldom; its own time of the latest heartbeat wins
+        // over systemd's older watchdog timestamp.
+        facts.health.get_mut(&s.unit).unwrap().last_beat_us = Some(2_500_000);
+        let ws = assemble(&m, &facts, &r);
+        assert_eq!(ws.services[0].health.as_deref(), Some("healthy"));
+        assert_eq!(ws.services[0].heartbeat_age_s, Some(0.1));
     }
 }
