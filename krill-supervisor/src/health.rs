@@ -152,9 +152,11 @@ pub struct Tracked {
 
 pub use krill::runtime::stats::Stats;
 
-/// A watchdog ping to send to systemd on a service's behalf (as its MainPID).
+/// A watchdog ping to send to systemd on a service's behalf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Relay {
+    /// Sent as this process: the MainPID, or the heartbeat's sender while the
+    /// supervisor does not know the run yet (both in the unit's cgroup).
     pub main_pid: u32,
     /// Also set the run's watchdog timeout to this backstop (the run's first
     /// heartbeat over the socket).
@@ -496,6 +498,13 @@ impl Supervisor {
             Some(HealthCheck::Heartbeat { timeout }) if t.running() && t.state.main_pid > 0 => {
                 t.relay(*timeout, now)
             }
+            // A run systemd has not told us about yet (a workspace of 50 starting keeps
+            // systemd busy): the sender, a live process of the unit, speaks for it
+            // (`NotifyAccess=all`), so the run's first watchdog deadline is met.
+            Some(HealthCheck::Heartbeat { .. }) if peer_pid > 0 => Some(Relay {
+                main_pid: peer_pid as u32,
+                backstop: None,
+            }),
             _ => None,
         };
         if relay.is_some_and(|r| r.backstop.is_some()) {
@@ -917,6 +926,32 @@ mod tests {
         // A later run of the unit starts with its generated WatchdogSec= again.
         next.on_unit_state("krill-w-a.service", running("bb", 43), t0);
         assert!(!next.units["krill-w-a.service"].backstopped);
+    }
+
+    #[test]
+    fn a_run_not_yet_known_is_fed_as_the_sender() {
+        let (mut s, _d) = sup(HealthCheck::Heartbeat {
+            timeout: Duration::from_secs(2),
+        });
+        let now = Instant::now();
+        // No state from systemd yet: the unit is still `inactive` to the supervisor.
+        match s.on_heartbeat(
+            Some("krill-w-a.service"),
+            77,
+            &hb("a", Status::Healthy),
+            now,
+        ) {
+            BeatOutcome::Accepted { relay, .. } => assert_eq!(
+                relay,
+                Some(Relay {
+                    main_pid: 77,
+                    backstop: None
+                }),
+                "a plain ping as the sender, nothing widened"
+            ),
+            o => panic!("{o:?}"),
+        }
+        assert!(!s.units["krill-w-a.service"].backstopped);
     }
 
     #[test]

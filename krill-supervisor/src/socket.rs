@@ -59,8 +59,10 @@ pub async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, peer: Peer, fd_name: O
     }
     let unit = Some(peer.unit.clone());
     let pid = peer.pid;
-    let mut buf: Vec<u8> = Vec::with_capacity(512);
-    let mut chunk = [0u8; 8192];
+    let mut buf: Vec<u8> = Vec::new();
+    // Lives in the task for as long as the connection: a heartbeat line is about 70
+    // bytes, so 1 KiB reads a dozen at once (longer lines gather in `buf`).
+    let mut chunk = [0u8; 1024];
     let mut skipping = false;
     let mut complaints = 0u32;
     loop {

@@ -17,9 +17,15 @@ pub async fn refresh_all(ctx: &Arc<Ctx>) {
     let config = health::load_config();
     let units: Vec<String> = config.keys().cloned().collect();
     ctx.sup().configure(config, Instant::now());
-    for u in &units {
-        refresh(ctx, u).await;
-    }
+    refresh_many(ctx, &units).await;
+}
+
+/// Reads the state of `units`, every call in flight at once on the one connection:
+/// when a workspace of 50 starts, systemd answers slowly, and 50 reads one after the
+/// other would keep the supervisor from relaying a new run's first heartbeats (it
+/// relays only for a MainPID it knows) until past the run's first watchdog deadline.
+async fn refresh_many(ctx: &Arc<Ctx>, units: &[String]) {
+    futures_util::future::join_all(units.iter().map(|u| refresh(ctx, u))).await;
 }
 
 /// Reads one unit's state from systemd and applies it.
@@ -112,9 +118,7 @@ pub async fn refresher(ctx: Arc<Ctx>) {
             if batch.is_empty() {
                 break;
             }
-            for u in batch {
-                refresh(&ctx, &u).await;
-            }
+            refresh_many(&ctx, &batch).await;
         }
     }
 }
