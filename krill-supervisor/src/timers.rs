@@ -138,7 +138,7 @@ pub async fn cpu_sampler(ctx: Arc<Ctx>) {
         tick.tick().await;
         ctx.sup().sample_cpu(Instant::now());
         n = n.wrapping_add(1);
-        if n % TRIM_EVERY == 0 {
+        if n.is_multiple_of(TRIM_EVERY) {
             trim_heap();
         }
     }
