@@ -13,14 +13,6 @@ use krill_e2e::Container;
 
 const T: Duration = Duration::from_secs(60);
 
-fn stats(c: &Container) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(&c.ok(
-        "busctl --json=short get-property org.krill.Supervisor1 /org/krill/Supervisor1 org.krill.Supervisor1 Stats",
-    ))
-    .unwrap();
-    serde_json::from_str(v["data"].as_str().unwrap()).unwrap()
-}
-
 fn kb(status: &str, key: &str) -> u64 {
     status
         .lines()
@@ -65,11 +57,11 @@ fn ingest(c: &Container) {
         "version: \"1\"\nname: flood\nservices:\n  flood:\n    execute: {{type: shell, command: /usr/local/bin/krill-hb-flood {n}}}\n    health_check: {{type: heartbeat, timeout: 60s}}\n"
     );
     assert!(c.install("/root/flood.yaml", &recipe, "").status.success());
-    let before = stats(c)["accepted"].as_u64().unwrap();
+    let before = c.sup_stat("accepted");
     let t0 = Instant::now();
     c.ok("systemctl start krill-flood.target");
     c.wait_for("all heartbeats ingested", T, || {
-        stats(c)["accepted"].as_u64().unwrap() >= before + n
+        c.sup_stat("accepted") >= before + n
     });
     let secs = t0.elapsed().as_secs_f64();
     println!("heartbeat ingest: {n} messages in {secs:.2} s = {:.0} messages/s (target >= 100000), through the socket, authenticated", n as f64 / secs);
@@ -80,13 +72,13 @@ fn footprint(c: &Container) {
     c.install_beating("fifty", 50);
     let pid = c.num("krill-supervisor.service", "MainPID");
     let (_, t0) = proc_stat(c, pid);
-    let a0 = stats(c)["accepted"].as_u64().unwrap();
+    let a0 = c.sup_stat("accepted");
     let start = Instant::now();
     // A measurement window, not an assertion: the figure is the CPU used in it.
     std::thread::sleep(Duration::from_secs(20));
     let (_, t1) = proc_stat(c, pid);
     let (rss_kb, anon, file) = rss(c, pid);
-    let a1 = stats(c)["accepted"].as_u64().unwrap();
+    let a1 = c.sup_stat("accepted");
     let secs = start.elapsed().as_secs_f64();
     println!(
         "supervisor with 50 services at 10 Hz: RSS {:.1} MB (target < 6; {:.1} MB anonymous, {:.1} MB its own code pages), CPU {:.2} % of one core (target < 0.02), {:.0} heartbeats/s",
