@@ -661,6 +661,23 @@ impl Container {
             .unwrap_or_else(|| panic!("no counter {key} in {stats}"))
     }
 
+    /// Waits until the journal (`journalctl ARGS`) holds `needle`: journald may
+    /// write an entry after the state change it reports is already visible.
+    pub fn wait_journal(&self, args: &str, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let j = self.journal(args);
+            if j.contains(needle) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in `journalctl {args}` after {timeout:?}:\n{j}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The container's journal (for failure reports and log assertions).
     pub fn journal(&self, args: &str) -> String {
         String::from_utf8_lossy(&self.sh(&format!("journalctl --no-pager -q {args}")).stdout)

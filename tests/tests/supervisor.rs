@@ -138,10 +138,8 @@ services:
     c.wait_state(s, "active/running", T);
     assert_ne!(c.num(s, "MainPID"), sensor_pid);
     // WATCHDOG=trigger: systemd's own watchdog path, asked by the supervisor.
-    assert!(
-        c.journal(&format!("-u {s}")).contains("Watchdog request"),
-        "the supervisor triggered systemd's watchdog"
-    );
+    // The supervisor triggered systemd's watchdog.
+    c.wait_journal(&format!("-u {s}"), "Watchdog request", T);
     assert_eq!(
         c.num(f, "MainPID"),
         fusion_pid,
@@ -217,19 +215,18 @@ services:
         let acted = c.num(s, "ActiveExitTimestampMonotonic");
         let after_ms = (acted - last) as f64 / 1000.0;
         eprintln!("MEASURE backstop_{round}_supervisor_ms={after_ms:.1} (timeout 1000 ms)");
-        let journal = c.journal(&format!("-u {s}"));
         if round == "killed" {
             assert!(
                 (1000.0..1800.0).contains(&after_ms),
                 "the next supervisor timed it: {after_ms} ms"
             );
-            assert!(journal.contains("Watchdog request"), "{journal}");
+            c.wait_journal(&format!("-u {s}"), "Watchdog request", T);
         } else {
             assert!(
                 (1500.0..2600.0).contains(&after_ms),
                 "systemd's backstop acted, about twice the timeout after the last relay: {after_ms} ms"
             );
-            assert!(journal.contains("Watchdog timeout"), "{journal}");
+            c.wait_journal(&format!("-u {s}"), "Watchdog timeout", T);
             c.ok(&format!("kill -CONT {sup}"));
         }
         c.ok("rm /run/stop-sensor");
@@ -830,12 +827,13 @@ fn a_stopped_supervisor_hands_the_watchdog_back() {
     c.wait_for("the re-armed watchdog fired", T, || {
         c.num(unit, "NRestarts") >= 1
     });
-    assert!(c
-        .journal("-u krill-supervisor.service")
-        .contains("re-armed the watchdog of 1 heartbeat services"));
-    assert!(c
-        .journal(&format!("-u {unit}"))
-        .contains("Watchdog timeout"));
+    c.wait_journal(
+        "-u krill-supervisor.service",
+        "re-armed the watchdog of 1 heartbeat services",
+        T,
+    );
+    // systemd's own watchdog (the re-armed `WatchdogSec=`), not the supervisor.
+    c.wait_journal(&format!("-u {unit}"), "Watchdog timeout", T);
     c.ok("rm /run/stop-beat");
     c.wait_for("beat healthy again", T, || {
         c.service_status("hand", "beat")["health"] == "healthy"
