@@ -764,7 +764,13 @@ mod tests {
 
     fn sup(check: HealthCheck) -> (Supervisor, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Supervisor::new(Records::at(dir.path()));
+        (sup_in(check, dir.path()), dir)
+    }
+
+    /// A supervisor of service `a` keeping its records in `dir` (a successor reads
+    /// its predecessor's).
+    fn sup_in(check: HealthCheck, dir: &std::path::Path) -> Supervisor {
+        let mut s = Supervisor::new(Records::at(dir));
         s.configure(
             BTreeMap::from([(
                 "krill-w-a.service".to_owned(),
@@ -772,7 +778,7 @@ mod tests {
             )]),
             Instant::now(),
         );
-        (s, dir)
+        s
     }
 
     fn hb(service: &str, status: Status) -> Heartbeat {
@@ -893,19 +899,11 @@ mod tests {
         s.on_unit_state("krill-w-a.service", running("aa", 42), t0);
         s.on_heartbeat(Some("krill-w-a.service"), 42, &hb("a", Status::Healthy), t0);
         // The next supervisor (same records) sees the same run, silent since.
-        let mut next = Supervisor::new(Records::at(d.path()));
-        next.configure(
-            BTreeMap::from([(
-                "krill-w-a.service".to_owned(),
-                watched(
-                    "krill-w-a.service",
-                    "a",
-                    Some(HealthCheck::Heartbeat {
-                        timeout: Duration::from_millis(500),
-                    }),
-                ),
-            )]),
-            t0,
+        let mut next = sup_in(
+            HealthCheck::Heartbeat {
+                timeout: Duration::from_millis(500),
+            },
+            d.path(),
         );
         next.on_unit_state("krill-w-a.service", running("aa", 42), t0);
         // systemd's watchdog timestamp shows the predecessor's relays: not a plain
