@@ -19,6 +19,7 @@ use krill::compile::target::Target;
 use krill::runtime::files::write_atomic;
 use krill::runtime::installed::{discover, enabled_dir, recipe_path};
 use krill::runtime::manifest::{self, Manifest, Rejected};
+use krill::runtime::names;
 
 use crate::syslog::{Logger, Priority};
 
@@ -213,8 +214,8 @@ pub fn run(normal_dir: &Path, log: &mut Logger) -> i32 {
     let mut code = 0;
     if krill::runtime::scope::is_user() && !generated.is_empty() {
         for (by, unit) in [
-            ("sockets.target", "krill-supervisor.socket"),
-            ("default.target", "krill-supervisor.service"),
+            ("sockets.target", names::SUPERVISOR_SOCKET),
+            ("default.target", names::SUPERVISOR_SERVICE),
         ] {
             if let Err(e) = want(normal_dir, by, &format!("{USER_UNIT_DIR}/{unit}")) {
                 log.log(Priority::Err, &format!("cannot enable {unit}: {e}"));

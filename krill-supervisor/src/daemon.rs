@@ -28,7 +28,9 @@ use crate::reexec;
 use crate::socket::{accept_loop, admit, listen_fds, serve};
 use crate::systemd::ManagerProxy;
 use crate::timers::{cpu_sampler, native_ping_loop, own_watchdog, timer_loop};
-use crate::unit_watch::{refresh_all, refresher, reloader, watch_reloads, watch_units};
+use crate::unit_watch::{
+    refresh_all, refresher, reloader, unit_changes, watch_reloads, watch_units,
+};
 
 /// Spawns one of the supervisor's long-running tasks. None of them is meant to end:
 /// if one does, its result is logged, so that a supervisor that silently stopped
@@ -49,6 +51,9 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let conn = krill::runtime::scope::bus().await?;
     let manager = ManagerProxy::new(&conn).await?;
     manager.subscribe().await?;
+    // Both before the first read (refresh_all below), so no change is lost between.
+    let unit_changes = unit_changes(&conn).await?;
+    let reloads = manager.receive_reloading().await?;
     let ctx = Arc::new(Ctx {
         sup: Mutex::new(Supervisor::new(Records::default())),
         conn: conn.clone(),
@@ -122,9 +127,9 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         spawn_task("accept_loop", accept_loop(ctx.clone(), l));
     }
     conn.request_name(NAME).await?;
-    spawn_task("watch_units", watch_units(ctx.clone()));
+    spawn_task("watch_units", watch_units(ctx.clone(), unit_changes));
     spawn_task("refresher", refresher(ctx.clone()));
-    spawn_task("watch_reloads", watch_reloads(ctx.clone()));
+    spawn_task("watch_reloads", watch_reloads(ctx.clone(), reloads));
     spawn_task("reloader", reloader(ctx.clone()));
     spawn_task("timer_loop", timer_loop(ctx.clone()));
     spawn_task("native_ping_loop", native_ping_loop(ctx.clone()));

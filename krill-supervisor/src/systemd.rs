@@ -3,7 +3,7 @@
 use zbus::zvariant::OwnedObjectPath;
 
 pub use krill::runtime::bus::{
-    unit_of_path, unit_path, unit_properties as properties, ManagerProxy,
+    unit_of_path, unit_path, unit_properties as properties, ManagerProxy, ReloadingStream,
 };
 
 /// A unit's state as the supervisor needs it: the facts status reads too.

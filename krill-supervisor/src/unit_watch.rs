@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use crate::api::{Api, PATH};
 use crate::ctx::{lock, Ctx};
 use crate::health;
-use crate::systemd::read_state;
+use crate::systemd::{read_state, ReloadingStream};
 
 /// Re-reads recipes and systemd's view of every watched unit.
 pub async fn refresh_all(ctx: &Arc<Ctx>) {
@@ -83,11 +83,11 @@ pub async fn emit(ctx: &Arc<Ctx>, unit: &str) {
     }
 }
 
-/// Follows systemd's PropertiesChanged signals for units. The stream is only
-/// drained here, never blocked on a D-Bus call: zbus stops reading the socket when a
-/// stream's queue is full, and a consumer waiting for a method reply would then
-/// wait forever. Changed units are queued for [`refresher`], which coalesces them.
-pub async fn watch_units(ctx: Arc<Ctx>) -> zbus::Result<()> {
+/// Subscribes to systemd's PropertiesChanged signals for units, for [`watch_units`].
+/// Called before the supervisor's first read of unit states: a unit that changes
+/// between that read and a later subscription would keep its stale state until its
+/// next change, and a service that never sends a heartbeat would never be timed.
+pub async fn unit_changes(conn: &zbus::Connection) -> zbus::Result<zbus::MessageStream> {
     let rule = zbus::MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .sender("org.freedesktop.systemd1")?
@@ -95,7 +95,14 @@ pub async fn watch_units(ctx: Arc<Ctx>) -> zbus::Result<()> {
         .member("PropertiesChanged")?
         .path_namespace("/org/freedesktop/systemd1/unit")?
         .build();
-    let mut stream = zbus::MessageStream::for_match_rule(rule, &ctx.conn, Some(4096)).await?;
+    zbus::MessageStream::for_match_rule(rule, conn, Some(4096)).await
+}
+
+/// Follows `stream` ([`unit_changes`]). The stream is only drained here, never
+/// blocked on a D-Bus call: zbus stops reading the socket when a stream's queue is
+/// full, and a consumer waiting for a method reply would then wait forever. Changed
+/// units are queued for [`refresher`], which coalesces them.
+pub async fn watch_units(ctx: Arc<Ctx>, mut stream: zbus::MessageStream) -> zbus::Result<()> {
     while let Some(msg) = stream.next().await {
         let Ok(msg) = msg else { continue };
         let Some(path) = msg.header().path().map(|p| p.to_string()) else {
@@ -124,9 +131,11 @@ pub async fn refresher(ctx: Arc<Ctx>) {
 }
 
 /// Re-reads recipes after every `systemctl daemon-reload` (the generator just ran).
-/// Like [`watch_units`], this only drains its stream; [`reloader`] does the work.
-pub async fn watch_reloads(ctx: Arc<Ctx>) -> zbus::Result<()> {
-    let mut s = ctx.manager.receive_reloading().await?;
+/// `s` is subscribed before the supervisor's first read of the manifests, for the
+/// reason [`unit_changes`] gives: a reload in between would leave a new recipe
+/// unwatched. Like [`watch_units`], this only drains its stream; [`reloader`] does
+/// the work.
+pub async fn watch_reloads(ctx: Arc<Ctx>, mut s: ReloadingStream) -> zbus::Result<()> {
     while let Some(sig) = s.next().await {
         if let Ok(args) = sig.args() {
             if !args.active {

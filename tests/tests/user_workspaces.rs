@@ -28,6 +28,19 @@ services:
     dependencies: [silent]
 "#;
 
+/// A workspace with nothing that ever connects to the heartbeat socket: installed
+/// first, it is timed only if installing it starts the user's supervisor (socket
+/// activation never would).
+const QUIET: &str = r#"
+version: "1"
+name: quiet
+services:
+  mute:
+    execute: {type: shell, command: sleep infinity}
+    health_check: {type: heartbeat, timeout: 1s}
+    policy: {restart: never}
+"#;
+
 /// A lingering user whose manager is up: runs commands as that user, in its session.
 struct Robot<'a> {
     c: &'a Container,
@@ -112,6 +125,13 @@ fn a_user_workspace_runs_under_the_users_manager_cascades_estops_and_starts_at_b
     {
         let r = lingering_robot(&c);
         r.ok("mkdir -p src");
+        c.write("/home/robot/src/quiet.yaml", QUIET);
+        c.ok("chown robot: /home/robot/src/quiet.yaml");
+        r.ok("krill --user install src/quiet.yaml --now");
+        c.wait_for("mute failed by the user's supervisor", T, || {
+            r.active("krill-quiet-mute.service") == "failed"
+        });
+        assert_eq!(r.active("krill-supervisor.socket"), "active");
         c.write("/home/robot/src/mine.yaml", MINE);
         c.ok("chown robot: /home/robot/src/mine.yaml");
         r.ok("krill --user install src/mine.yaml --now --enable");

@@ -137,7 +137,6 @@ fn render(name: &str, ctx: Value) -> String {
     text
 }
 
-/// Renders every unit of a plan for `target`, sorted by name.
 /// The supervisor's drop-in, `krill-supervisor.service.d/` + [`SUPERVISOR_DROPIN`],
 /// where the target systemd can keep its heartbeat connections (its fd store)
 /// through an explicit stop and start (a restart job and a crash keep it anyway);
@@ -154,8 +153,9 @@ pub fn supervisor_dropin(target: Target) -> Option<String> {
 /// File name of [`supervisor_dropin`] in `krill-supervisor.service.d/`.
 pub const SUPERVISOR_DROPIN: &str = "50-krill-fd-store.conf";
 
+/// Renders every unit of a plan for `target`, sorted by name.
 pub fn render_plan(plan: &Plan, target: Target) -> Vec<Unit> {
-    let mut units = render_workspace_units(plan);
+    let mut units = render_workspace_units(plan, target);
     units.extend(
         plan.services
             .iter()
@@ -165,8 +165,12 @@ pub fn render_plan(plan: &Plan, target: Target) -> Vec<Unit> {
     units
 }
 
-/// The workspace's target and slice.
-pub fn render_workspace_units(plan: &Plan) -> Vec<Unit> {
+/// The workspace's target and slice. In a user's manager the target also wants the
+/// user's krill-supervisor: nothing else starts it when a workspace is installed
+/// into a running manager (the package starts the system one), and until it runs,
+/// no health check is probed and a service that never sends a heartbeat is never
+/// failed.
+pub fn render_workspace_units(plan: &Plan, target: Target) -> Vec<Unit> {
     let ws = plan.workspace();
     let source = plan.recipe.source.display().to_string();
     let header = header(plan);
@@ -178,6 +182,7 @@ pub fn render_workspace_units(plan: &Plan) -> Vec<Unit> {
                 context! { header => header.as_str(), source => source.as_str(), description => format!("krill workspace {ws}"),
                 wants => plan.services.iter().map(|s| s.unit.clone())
                     .chain(plan.recipe.logs.as_ref().map(|_| names::log_writer(ws)))
+                    .chain(target.user.then(|| names::SUPERVISOR_SERVICE.to_owned()))
                     .collect::<Vec<_>>() },
             ),
         },
@@ -216,7 +221,11 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str, target: Target)
             description => format!("krill {}: {} ({})", plan.workspace(), s.name, x.kind),
             source => plan.recipe.source.display().to_string(),
             target => plan.target.as_str(), slice => plan.slice.as_str(),
-            waits_on => s.waits_on.clone(), after => s.after.clone(), on_failure => s.on_failure.clone(),
+            waits_on => s.waits_on.clone(), on_failure => s.on_failure.clone(),
+            // A user's heartbeat socket may start in the same transaction as its
+            // workspace (render_workspace_units): connect only once it listens.
+            after => s.after.iter().cloned()
+                .chain(target.user.then(|| names::SUPERVISOR_SOCKET.to_owned())).collect::<Vec<_>>(),
             start_limit_interval => if x.start_limit_burst.is_some() { "infinity" } else { "0" },
             start_limit_burst => x.start_limit_burst,
             environment, working_dir => x.working_dir.display().to_string(),
@@ -274,7 +283,7 @@ pub fn render_checked(plan: &Plan, target: Target) -> Result<Vec<Unit>, String> 
         .map_or(1, |n| n.get())
         .min(8);
     let chunk = plan.services.len().div_ceil(threads).max(1);
-    let mut units = render_workspace_units(plan);
+    let mut units = render_workspace_units(plan, target);
     std::thread::scope(|s| {
         let handles: Vec<_> = plan
             .services
@@ -323,5 +332,35 @@ mod tests {
             "{d}"
         );
         assert!(d.lines().take(2).all(|l| l.starts_with("# ")), "{d}");
+    }
+
+    #[test]
+    fn a_users_workspace_starts_its_supervisor_and_a_system_one_leaves_it_to_the_package() {
+        let recipe = crate::compile::recipe::Recipe::parse(
+            "version: \"1\"\nname: ws\nservices:\n  a:\n    execute: {type: shell, command: /bin/true}\n",
+            std::path::Path::new("/r/ws.yaml"),
+        )
+        .unwrap();
+        let plan = Plan::new(recipe).unwrap();
+        let target_unit = |user| {
+            render_workspace_units(&plan, Target { systemd: 252, user })
+                .into_iter()
+                .find(|u| u.name == "krill-ws.target")
+                .unwrap()
+                .contents
+        };
+        let wants = "\nWants=krill-supervisor.service\n";
+        assert!(target_unit(true).contains(wants), "{}", target_unit(true));
+        assert!(
+            !target_unit(false).contains(wants),
+            "{}",
+            target_unit(false)
+        );
+        let service = |user| {
+            render_service_unit(&plan, &plan.services[0], Target { systemd: 252, user }).contents
+        };
+        let after = "\nAfter=krill-supervisor.socket\n";
+        assert!(service(true).contains(after), "{}", service(true));
+        assert!(!service(false).contains(after), "{}", service(false));
     }
 }

@@ -6,6 +6,11 @@
 //! collisions *across* workspaces (`a-b`/`c` and `a`/`b-c`); the generator rejects a
 //! recipe whose units collide with an earlier one's.
 
+/// krill-supervisor's service unit.
+pub const SUPERVISOR_SERVICE: &str = "krill-supervisor.service";
+/// krill-supervisor's heartbeat socket unit; it starts [`SUPERVISOR_SERVICE`].
+pub const SUPERVISOR_SOCKET: &str = "krill-supervisor.socket";
+
 /// Longest name accepted for a workspace or service, so that every derived unit name
 /// stays well below systemd's 255-byte limit.
 pub const MAX_NAME_LEN: usize = 100;
