@@ -320,17 +320,41 @@ time.sleep(30)
     );
 }
 
-/// Item 5: a directory squatted at /tmp/krill.sock keeps neither the supervisor
-/// down nor upstream SDKs (default path /tmp/krill.sock) from reaching it: krill
-/// services see the real socket there, in their private /tmp.
+/// Item 5: /tmp/krill.sock (upstream SDKs' default path) cannot be squatted. It is a
+/// root-owned link to the supervisor's socket, which an unprivileged user can neither
+/// remove nor replace (sticky /tmp). A squatter who got there first (before the boot's
+/// or the package's tmpfiles run) is replaced by it, and the supervisor never depended
+/// on that path. Upstream-path clients in krill services are healthy, and services
+/// share the host's /tmp (X11 sockets), with no mount namespace of their own.
 #[test]
 fn squatted_tmp_socket_path_changes_nothing() {
     let Some(_g) = krill_e2e::guard() else { return };
     let c = Container::boot("safe-tmp");
-    c.ok("setpriv --reuid=65534 --regid=65534 --clear-groups mkdir /tmp/krill.sock");
+    let nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups";
+    let link = || c.ok("stat -c '%U %F' /tmp/krill.sock; readlink /tmp/krill.sock");
+    assert_eq!(
+        link(),
+        "root symbolic link\n/run/krill/krill.sock\n",
+        "made at install"
+    );
+    for attack in [
+        "rm -f /tmp/krill.sock",
+        "mv /tmp/krill.sock /tmp/x",
+        "ln -sf /tmp/mine /tmp/krill.sock",
+    ] {
+        let o = c.sh(&format!("{nobody} {attack}"));
+        assert!(!o.status.success(), "nobody may `{attack}`");
+    }
+    // Got there first: a squatter's directory, then the boot's tmpfiles run.
+    c.ok(&format!(
+        "rm /tmp/krill.sock && {nobody} mkdir /tmp/krill.sock && {nobody} touch /tmp/krill.sock/bait"
+    ));
     c.ok("systemctl restart krill-supervisor.socket krill-supervisor.service");
     assert_eq!(c.prop("krill-supervisor.service", "ActiveState"), "active");
+    c.ok("systemd-tmpfiles --create krill.conf");
+    assert_eq!(link(), "root symbolic link\n/run/krill/krill.sock\n");
     c.write("/opt/hb/raw.py", RAW_HB);
+    c.write("/tmp/host-marker", "x");
     c.install_ok(
         "up",
         r#"
@@ -340,6 +364,9 @@ services:
   legacy:
     execute: {type: shell, command: python3 /opt/hb/raw.py /tmp/krill.sock 0.2}
     health_check: {type: heartbeat, timeout: 2s}
+  shares_tmp:
+    execute: {type: shell, command: cat /tmp/host-marker}
+    policy: {restart: never}
 "#,
         "--now",
     );
@@ -347,8 +374,15 @@ services:
         health(&c, "up", "legacy") == "healthy"
     });
     assert_eq!(c.num("krill-up-legacy.service", "NRestarts"), 0);
-    // The squatter's directory is untouched and received nothing.
-    assert_eq!(c.ok("ls -A /tmp/krill.sock"), "");
+    c.wait_for("shares_tmp read the host's /tmp", T, || {
+        c.num(
+            "krill-up-shares_tmp.service",
+            "ExecMainExitTimestampMonotonic",
+        ) > 0
+            && c.prop("krill-up-shares_tmp.service", "Result") == "success"
+            && c.prop("krill-up-shares_tmp.service", "ActiveState") == "inactive"
+            && c.prop("krill-up-shares_tmp.service", "ExecMainStatus") == "0"
+    });
 }
 
 /// Item 6: a heartbeat that is not relayed to systemd still counts. The old 50 ms

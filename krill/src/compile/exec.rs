@@ -229,8 +229,8 @@ fn ignoring_failure(argv: &[String]) -> Vec<String> {
 }
 
 /// `krill-ctl ready file PATH|tcp PORT`: the `ExecStartPost=` of a `file` or `tcp`
-/// readiness (it runs in the service's namespaces, so a file in its private /tmp is
-/// seen); `None` for `notify` (systemd's `Type=notify`).
+/// readiness (it runs in the service's namespaces, so it sees the files the service
+/// sees); `None` for `notify` (systemd's `Type=notify`).
 fn ready_check(r: &crate::runtime::ready::Ready) -> Option<Vec<String>> {
     use crate::runtime::ready::ReadyKind;
     let (kind, arg) = match &r.kind {

@@ -11,7 +11,7 @@ use crate::compile::plan::{Plan, PlannedService};
 use crate::compile::recipe::Restart;
 use crate::compile::target::Target;
 use crate::runtime::names;
-use crate::runtime::paths::{KRILL_CTL, KRILL_SOCKET, UPSTREAM_SOCKET};
+use crate::runtime::paths::KRILL_CTL;
 
 /// Checks rendered unit text for what systemd would read differently than krill
 /// wrote it: a NUL byte, or a line ending in a backslash (systemd joins the next line
@@ -233,11 +233,9 @@ fn render_service(plan: &Plan, s: &PlannedService, header: &str, target: Target)
             restart, restart_sec => to_systemd(x.restart_delay), krill_ctl => KRILL_CTL,
             restart_mode_direct => target.restart_mode_direct(),
             exited_after_stop => target.exec_stop_post_is_safe(),
-            socket => KRILL_SOCKET, compat_socket => UPSTREAM_SOCKET,
             stop_timeout => to_systemd(x.stop_timeout),
             // A user manager takes no relayed pings: the supervisor times heartbeats.
             watchdog => x.watchdog.filter(|_| !target.user).map(to_systemd),
-            user_manager => target.user,
             success_exit_status => x.success_exit_status,
             user => x.user.clone(), group => x.group.clone(), home_working_dir => x.home_working_dir,
             exec_start_post => x.start_post.clone(),

@@ -17,9 +17,10 @@ pub const KRILL_SUPERVISOR: &str = "/usr/bin/krill-supervisor";
 /// service as `KRILL_SOCKET`.
 pub const KRILL_SOCKET: &str = "/run/krill/krill.sock";
 
-/// Where the upstream Krill SDKs connect by default. krill services get a private
-/// `/tmp` with the heartbeat socket bound at this path, so upstream SDK code works
-/// unchanged and no world-writable global path exists that another user could squat.
+/// Where the upstream Krill SDKs connect by default: a root-owned symlink to
+/// [`KRILL_SOCKET`], made at boot by the package's `tmpfiles.d/krill.conf`. /tmp is
+/// sticky, so no other user can remove or replace it, and services keep the host's
+/// /tmp (X11 sockets, shared files) without a mount namespace each.
 pub const UPSTREAM_SOCKET: &str = "/tmp/krill.sock";
 
 /// Default directory of krill's runtime records (tmpfs: lost at reboot, on purpose).
