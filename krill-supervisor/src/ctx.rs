@@ -29,6 +29,13 @@ pub struct Ctx {
     pub wake_reload: tokio::sync::Notify,
     /// Wakes the plain-sd_notify poller when a unit's state changed.
     pub wake_native: tokio::sync::Notify,
+    /// Units whose `StateChanged` is still to be sent ([`crate::unit_watch::emitter`]).
+    pub to_emit: Mutex<std::collections::BTreeSet<String>>,
+    pub wake_emit: tokio::sync::Notify,
+    /// Heartbeats handled since the pacer's latest pause ([`crate::timers::pacer`]).
+    pub beats_unpaced: std::sync::atomic::AtomicU32,
+    /// Wakes the pacer after a heartbeat was handled.
+    pub wake_pacer: tokio::sync::Notify,
     /// One datagram socket for all watchdog relays.
     pub relay_sock: std::os::unix::net::UnixDatagram,
     /// Open heartbeat connections, counted against their caps.

@@ -27,9 +27,9 @@ use crate::notify;
 use crate::reexec;
 use crate::socket::{accept_loop, admit, listen_fds, serve};
 use crate::systemd::ManagerProxy;
-use crate::timers::{cpu_sampler, native_ping_loop, own_watchdog, timer_loop};
+use crate::timers::{cpu_sampler, native_ping_loop, own_watchdog, pacer, timer_loop};
 use crate::unit_watch::{
-    refresh_all, refresher, reloader, unit_changes, watch_reloads, watch_units,
+    emitter, refresh_all, refresher, reloader, unit_changes, watch_reloads, watch_units,
 };
 
 /// Spawns one of the supervisor's long-running tasks. None of them is meant to end:
@@ -70,9 +70,17 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         wake_refresh: tokio::sync::Notify::new(),
         wake_reload: tokio::sync::Notify::new(),
         wake_native: tokio::sync::Notify::new(),
+        to_emit: Mutex::new(Default::default()),
+        wake_emit: tokio::sync::Notify::new(),
+        beats_unpaced: std::sync::atomic::AtomicU32::new(0),
+        wake_pacer: tokio::sync::Notify::new(),
         relay_sock: std::os::unix::net::UnixDatagram::unbound()?,
         conns: Mutex::new(Conns::from_rlimit()),
     });
+    // Drained from now on: zbus stops reading the bus while a stream's queue is full,
+    // and refresh_all's replies come over the same bus.
+    spawn_task("watch_units", watch_units(ctx.clone(), unit_changes));
+    spawn_task("watch_reloads", watch_reloads(ctx.clone(), reloads));
     conn.object_server()
         .at(PATH, Api { ctx: ctx.clone() })
         .await?;
@@ -127,14 +135,14 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         spawn_task("accept_loop", accept_loop(ctx.clone(), l));
     }
     conn.request_name(NAME).await?;
-    spawn_task("watch_units", watch_units(ctx.clone(), unit_changes));
     spawn_task("refresher", refresher(ctx.clone()));
-    spawn_task("watch_reloads", watch_reloads(ctx.clone(), reloads));
+    spawn_task("emitter", emitter(ctx.clone()));
     spawn_task("reloader", reloader(ctx.clone()));
     spawn_task("timer_loop", timer_loop(ctx.clone()));
     spawn_task("native_ping_loop", native_ping_loop(ctx.clone()));
     spawn_task("own_watchdog", own_watchdog());
     spawn_task("cpu_sampler", cpu_sampler(ctx.clone()));
+    spawn_task("pacer", pacer(ctx.clone()));
     let n = ctx.sup().units.len();
     tracing::info!("krill-supervisor ready: watching {n} services");
     notify::own("READY=1", &[]);

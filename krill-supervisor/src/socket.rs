@@ -14,7 +14,7 @@ use crate::ctx::{lock, Ctx};
 use crate::health::{BeatOutcome, Relay};
 use crate::notify;
 use crate::protocol::{self, MAX_LINE};
-use crate::unit_watch::emit;
+use crate::unit_watch::emit_soon;
 
 /// File descriptors passed by systemd (`LISTEN_FDS`), with their names.
 pub fn listen_fds() -> Vec<(String, OwnedFd)> {
@@ -76,7 +76,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, peer: Peer, fd_name: O
                 skipping = false;
             } else {
                 buf.extend_from_slice(&rest[..i]);
-                handle_line(&ctx, unit.as_deref(), pid, &buf, &mut complaints).await;
+                handle_line(&ctx, unit.as_deref(), pid, &buf, &mut complaints);
             }
             buf.clear();
             rest = &rest[i + 1..];
@@ -85,7 +85,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, peer: Peer, fd_name: O
             buf.extend_from_slice(rest);
             if buf.len() > MAX_LINE {
                 // Refuse the oversized line, keep the connection, resync at the next newline.
-                handle_line(&ctx, unit.as_deref(), pid, &buf, &mut complaints).await;
+                handle_line(&ctx, unit.as_deref(), pid, &buf, &mut complaints);
                 buf.clear();
                 skipping = true;
             }
@@ -99,13 +99,7 @@ pub async fn serve(ctx: Arc<Ctx>, mut stream: UnixStream, peer: Peer, fd_name: O
     ctx.sup().stats.open_connections = ctx.conns().total as u64;
 }
 
-async fn handle_line(
-    ctx: &Arc<Ctx>,
-    unit: Option<&str>,
-    pid: i32,
-    line: &[u8],
-    complaints: &mut u32,
-) {
+fn handle_line(ctx: &Arc<Ctx>, unit: Option<&str>, pid: i32, line: &[u8], complaints: &mut u32) {
     if line.is_empty() {
         return;
     }
@@ -137,6 +131,9 @@ async fn handle_line(
         }
     };
     let outcome = ctx.sup().on_heartbeat(unit, pid, &hb, Instant::now());
+    ctx.beats_unpaced
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.wake_pacer.notify_one();
     match outcome {
         BeatOutcome::Refused(msg) => complain(msg),
         BeatOutcome::Accepted { relay, changed } => {
@@ -145,7 +142,7 @@ async fn handle_line(
             }
             if changed {
                 if let Some(u) = unit {
-                    emit(ctx, u).await;
+                    emit_soon(ctx, u);
                 }
             }
         }

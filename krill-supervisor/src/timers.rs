@@ -24,6 +24,17 @@ pub async fn timer_loop(ctx: Arc<Ctx>) {
             _ = tokio::time::sleep_until(until) => {}
             _ = ctx.wake.notified() => {}
         }
+        if ctx
+            .sup()
+            .next_deadline()
+            .is_some_and(|d| d <= Instant::now())
+        {
+            // Read what waits in the sockets before deciding that anyone is silent:
+            // the pacer may have kept a heartbeat that came in time unread for up to
+            // HEARTBEAT_PACE. A yielded task runs again only after the runtime has
+            // polled its sockets and run the connections that became readable.
+            tokio::task::yield_now().await;
+        }
         let now = Instant::now();
         let silent = ctx.sup().sweep(now);
         for s in silent {
@@ -46,6 +57,28 @@ pub async fn timer_loop(ctx: Arc<Ctx>) {
         let due = ctx.sup().due_probes(now);
         for (unit, check, watched) in due {
             tokio::spawn(run_probe(ctx.clone(), unit, check, watched));
+        }
+    }
+}
+
+/// Paces heartbeat handling ([`HEARTBEAT_PACE`]): after heartbeats were handled, it
+/// holds the supervisor's one thread for the pace, so that heartbeats arriving
+/// meanwhile wait in their sockets and are all read at the next turn, instead of
+/// waking the process once each (a wake-up costs more than the heartbeat). Nothing
+/// else is due in that time that cannot wait 10 ms: the emergency stop goes to
+/// systemd first, and deadlines are decided after reading ([`timer_loop`]). When more
+/// than [`HEARTBEAT_PACE_SATURATED`] heartbeats came since the previous pause, it does
+/// not pause: the supervisor is busy anyway.
+///
+/// [`HEARTBEAT_PACE`]: krill::runtime::timing::HEARTBEAT_PACE
+/// [`HEARTBEAT_PACE_SATURATED`]: krill::runtime::timing::HEARTBEAT_PACE_SATURATED
+pub async fn pacer(ctx: Arc<Ctx>) {
+    use krill::runtime::timing::{HEARTBEAT_PACE, HEARTBEAT_PACE_SATURATED};
+    use std::sync::atomic::Ordering;
+    loop {
+        ctx.wake_pacer.notified().await;
+        if ctx.beats_unpaced.swap(0, Ordering::Relaxed) <= HEARTBEAT_PACE_SATURATED {
+            std::thread::sleep(HEARTBEAT_PACE);
         }
     }
 }

@@ -60,6 +60,31 @@ fn record_failure(ctx: &Arc<Ctx>, unit: &str, st: &crate::systemd::UnitState) {
     }
 }
 
+/// Queues `StateChanged` for `unit`, for [`emitter`]: for the heartbeat
+/// connections' tasks, which must stay small (one per connection, and a zbus signal
+/// future is kilobytes) and never wait on the bus.
+pub fn emit_soon(ctx: &Ctx, unit: &str) {
+    lock(&ctx.to_emit).insert(unit.to_owned());
+    ctx.wake_emit.notify_one();
+}
+
+/// Sends the `StateChanged` signals [`emit_soon`] queued, each unit's once per batch
+/// (with its state when sent).
+pub async fn emitter(ctx: Arc<Ctx>) {
+    loop {
+        ctx.wake_emit.notified().await;
+        loop {
+            let batch = std::mem::take(&mut *lock(&ctx.to_emit));
+            if batch.is_empty() {
+                break;
+            }
+            for unit in batch {
+                emit(&ctx, &unit).await;
+            }
+        }
+    }
+}
+
 /// Emits `StateChanged` for `unit`.
 pub async fn emit(ctx: &Arc<Ctx>, unit: &str) {
     let info = {
@@ -83,6 +108,12 @@ pub async fn emit(ctx: &Arc<Ctx>, unit: &str) {
     }
 }
 
+/// Signals queued for [`watch_units`] (256). The queue is allocated whole, and a
+/// queued signal costs about 100 bytes, so 4096 cost 400 KB of the supervisor's
+/// memory. A full queue only makes zbus wait before it reads on, and [`watch_units`]
+/// drains without waiting on anything, so a burst is delayed, never lost.
+const UNIT_CHANGES_QUEUED: usize = 256;
+
 /// Subscribes to systemd's PropertiesChanged signals for units, for [`watch_units`].
 /// Called before the supervisor's first read of unit states: a unit that changes
 /// between that read and a later subscription would keep its stale state until its
@@ -95,7 +126,7 @@ pub async fn unit_changes(conn: &zbus::Connection) -> zbus::Result<zbus::Message
         .member("PropertiesChanged")?
         .path_namespace("/org/freedesktop/systemd1/unit")?
         .build();
-    zbus::MessageStream::for_match_rule(rule, conn, Some(4096)).await
+    zbus::MessageStream::for_match_rule(rule, conn, Some(UNIT_CHANGES_QUEUED)).await
 }
 
 /// Follows `stream` ([`unit_changes`]). The stream is only drained here, never
