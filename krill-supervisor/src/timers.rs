@@ -62,7 +62,7 @@ pub async fn timer_loop(ctx: Arc<Ctx>) {
 }
 
 /// Paces heartbeat handling ([`HEARTBEAT_PACE`]): after heartbeats were handled, it
-/// holds the supervisor's one thread for the pace, so that heartbeats arriving
+/// holds the supervisor's one thread for the pace (never past the next deadline), so that heartbeats arriving
 /// meanwhile wait in their sockets and are all read at the next turn, instead of
 /// waking the process once each (a wake-up costs more than the heartbeat). Nothing
 /// else is due in that time that cannot wait 10 ms: the emergency stop goes to
@@ -77,8 +77,16 @@ pub async fn pacer(ctx: Arc<Ctx>) {
     use std::sync::atomic::Ordering;
     loop {
         ctx.wake_pacer.notified().await;
-        if ctx.beats_unpaced.swap(0, Ordering::Relaxed) <= HEARTBEAT_PACE_SATURATED {
-            std::thread::sleep(HEARTBEAT_PACE);
+        if ctx.beats_unpaced.swap(0, Ordering::Relaxed) > HEARTBEAT_PACE_SATURATED {
+            continue;
+        }
+        // Never past a deadline: the sweep must run on time, not a pace late.
+        let pause = ctx.sup().next_deadline().map_or(HEARTBEAT_PACE, |d| {
+            d.saturating_duration_since(Instant::now())
+                .min(HEARTBEAT_PACE)
+        });
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
         }
     }
 }
