@@ -9,10 +9,10 @@ use std::path::Path;
 pub struct Target {
     /// systemd's major version, e.g. 252.
     pub systemd: u32,
-    /// A user's `systemd --user` (default false: PID 1). It cannot set up mount
-    /// namespaces (`PrivateTmp=`, `BindPaths=`), and nobody can relay a watchdog
+    /// A user's `systemd --user` (default false: PID 1). Nobody can relay a watchdog
     /// ping to it on a service's behalf, so krill-supervisor enforces heartbeat
-    /// timeouts itself there.
+    /// timeouts itself there, and nothing else starts the user's supervisor, so each
+    /// workspace pulls it in.
     pub user: bool,
 }
 
