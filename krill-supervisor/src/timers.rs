@@ -62,13 +62,13 @@ pub async fn timer_loop(ctx: Arc<Ctx>) {
 }
 
 /// Paces heartbeat handling ([`HEARTBEAT_PACE`]): after heartbeats were handled, it
-/// holds the supervisor's one thread for the pace (never past the next deadline), so that heartbeats arriving
-/// meanwhile wait in their sockets and are all read at the next turn, instead of
-/// waking the process once each (a wake-up costs more than the heartbeat). Nothing
-/// else is due in that time that cannot wait 10 ms: the emergency stop goes to
-/// systemd first, and deadlines are decided after reading ([`timer_loop`]). When more
-/// than [`HEARTBEAT_PACE_SATURATED`] heartbeats came since the previous pause, it does
-/// not pause: the supervisor is busy anyway.
+/// holds the supervisor's one thread for the pace, never past the next deadline, so
+/// that heartbeats arriving meanwhile wait in their sockets and are all read at the
+/// next turn, instead of waking the process once each (a wake-up costs more than
+/// the heartbeat). Nothing else is due in that time that cannot wait 10 ms: the
+/// emergency stop goes to systemd first, and deadlines are decided after reading
+/// ([`timer_loop`]). When more than [`HEARTBEAT_PACE_SATURATED`] heartbeats came since
+/// the previous pause, it does not pause: the supervisor is busy anyway.
 ///
 /// [`HEARTBEAT_PACE`]: krill::runtime::timing::HEARTBEAT_PACE
 /// [`HEARTBEAT_PACE_SATURATED`]: krill::runtime::timing::HEARTBEAT_PACE_SATURATED

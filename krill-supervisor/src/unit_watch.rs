@@ -61,8 +61,8 @@ fn record_failure(ctx: &Arc<Ctx>, unit: &str, st: &crate::systemd::UnitState) {
 }
 
 /// Queues `StateChanged` for `unit`, for [`emitter`]: for the heartbeat
-/// connections' tasks, which must stay small (one per connection, and a zbus signal
-/// future is kilobytes) and never wait on the bus.
+/// connections' tasks, which never wait on the bus (and so do not hold a signal's
+/// future in each connection's task).
 pub fn emit_soon(ctx: &Ctx, unit: &str) {
     lock(&ctx.to_emit).insert(unit.to_owned());
     ctx.wake_emit.notify_one();
@@ -108,10 +108,10 @@ pub async fn emit(ctx: &Arc<Ctx>, unit: &str) {
     }
 }
 
-/// Signals queued for [`watch_units`] (256). The queue is allocated whole, and a
-/// queued signal costs about 100 bytes, so 4096 cost 400 KB of the supervisor's
-/// memory. A full queue only makes zbus wait before it reads on, and [`watch_units`]
-/// drains without waiting on anything, so a burst is delayed, never lost.
+/// Signals queued for [`watch_units`] (256). The queue is allocated whole: with 4096
+/// it held about 250 KB of the supervisor's resident memory. A full queue only makes
+/// zbus wait before it reads on, and [`watch_units`] drains without waiting on
+/// anything, so a burst is delayed, never lost.
 const UNIT_CHANGES_QUEUED: usize = 256;
 
 /// Subscribes to systemd's PropertiesChanged signals for units, for [`watch_units`].
