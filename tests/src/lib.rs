@@ -664,18 +664,11 @@ impl Container {
     /// Waits until the journal (`journalctl ARGS`) holds `needle`: journald may
     /// write an entry after the state change it reports is already visible.
     pub fn wait_journal(&self, args: &str, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let j = self.journal(args);
-            if j.contains(needle) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in `journalctl {args}` after {timeout:?}:\n{j}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_for(
+            &format!("{needle:?} in `journalctl {args}`"),
+            timeout,
+            || self.journal(args).contains(needle),
+        );
     }
 
     /// The container's journal (for failure reports and log assertions).

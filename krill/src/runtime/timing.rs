@@ -10,8 +10,8 @@ pub const RELAY_INTERVAL: Duration = Duration::from_millis(20);
 /// krill-supervisor's heartbeat pacing: after handling heartbeats it pauses this long
 /// (10 ms), so that the next ones queue in their sockets and are read together: at
 /// most about 100 turns a second while heartbeats flow, instead of one per heartbeat
-/// (500 a second at 50 services × 10 Hz), each heartbeat read at most 10 ms later. A deadline is decided only after the
-/// heartbeats waiting in the sockets have been read.
+/// (500 a second at 50 services × 10 Hz), each heartbeat read at most 10 ms later.
+/// A deadline is decided only after the heartbeats waiting in the sockets are read.
 pub const HEARTBEAT_PACE: Duration = Duration::from_millis(10);
 
 /// Heartbeats handled since the previous pause above which the supervisor does not
